@@ -1,0 +1,1 @@
+//! Runnable clients of the Masthead API; see the `[[example]]` targets in this crate.

@@ -1,0 +1,149 @@
+//! Configuration: defaults in code < `masthead.toml` < `MASTHEAD_*` environment < flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::CountryCode;
+
+/// The settings a running instance needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Folder for the embedded database and first-start files.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://...`; unset means a SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// `human` for a terminal, `json` for a log collector.
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `masthead=debug,sqlx=warn`; `RUST_LOG` wins.
+    pub log_level: String,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Longest a request may run before it is answered 503.
+    pub request_timeout_secs: u64,
+    /// The publisher's country: the default for addresses and national phone numbers.
+    pub home_country: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            log_format: LogFormat::Human,
+            log_level: "info".into(),
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            home_country: "GB".into(),
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the layer below in force.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Reads the layers. A missing default `masthead.toml` is fine; a named file must exist.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let path = file.unwrap_or(Path::new("masthead.toml"));
+        if file.is_some() && !path.exists() {
+            anyhow::bail!("the configuration file {} does not exist", path.display());
+        }
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(path))
+            .merge(Env::prefixed("MASTHEAD_").ignore(&["config"]))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .with_context(|| {
+                format!(
+                    "the configuration (defaults, {}, MASTHEAD_* variables) is invalid",
+                    path.display()
+                )
+            })?;
+        config.home_country()?;
+        Ok(config)
+    }
+
+    /// The database URL in force: the configured one, else the SQLite file in the data folder.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("masthead.db").display()))
+    }
+
+    pub fn home_country(&self) -> anyhow::Result<CountryCode> {
+        CountryCode::parse(&self.home_country).map_err(|e| anyhow::anyhow!("home_country: {e}"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's own error type
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "masthead.toml",
+                "listen = \"127.0.0.1:9000\"\nhome_country = \"DE\"\n",
+            )?;
+            jail.set_env("MASTHEAD_HOME_COUNTRY", "FR");
+            let overrides = Overrides {
+                database_url: Some("postgres://x@y/z".into()),
+                ..Default::default()
+            };
+            let config = Config::load(None, &overrides).expect("loads");
+            assert_eq!(config.listen.port(), 9000);
+            assert_eq!(config.home_country, "FR");
+            assert_eq!(config.database_url(), "postgres://x@y/z");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn defaults_use_sqlite_in_the_data_folder() {
+        figment::Jail::expect_with(|_| {
+            let config = Config::load(None, &Overrides::default()).expect("loads");
+            assert_eq!(config.database_url(), "sqlite://data/masthead.db");
+            assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_countries_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("masthead.toml", "lisen = \"127.0.0.1:9000\"\n")?;
+            assert!(Config::load(None, &Overrides::default()).is_err());
+            jail.create_file("masthead.toml", "home_country = \"Britain\"\n")?;
+            assert!(Config::load(None, &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,75 @@
+//! Text folding for search and duplicate detection: case, diacritics and width folded.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// Folds `input` for matching: compatibility-decomposed, combining marks dropped, lower-cased.
+///
+/// "Ёлкин" and "елкин" fold alike, as do "José" and "JOSE"; Chinese characters pass through.
+pub fn fold(input: &str) -> String {
+    input
+        .nfkd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The folded words of a name, split on anything that is not a letter or a digit.
+pub fn words(input: &str) -> Vec<String> {
+    fold(input)
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether the text is written in a script whose names are written family name first.
+pub fn is_family_name_first(input: &str) -> bool {
+    input.chars().any(|c| {
+        matches!(c as u32,
+            0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x3040..=0x30FF | 0xAC00..=0xD7AF)
+    })
+}
+
+/// The smallest string greater than every string that starts with `prefix` (for range scans).
+pub fn prefix_upper_bound(prefix: &str) -> String {
+    let mut upper = prefix.to_owned();
+    upper.push(char::MAX);
+    upper
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_case_and_diacritics_in_latin_and_cyrillic() {
+        assert_eq!(fold("José Müller-Lüdenscheidt"), "jose muller-ludenscheidt");
+        assert_eq!(fold("Ёлкин"), "елкин");
+        assert_eq!(fold("ЙОГУРТОВ"), "иогуртов");
+        assert_eq!(fold("Ｔｏｋｙｏ"), "tokyo");
+    }
+
+    #[test]
+    fn chinese_passes_through() {
+        assert_eq!(fold("王小明"), "王小明");
+        assert!(is_family_name_first("王小明"));
+        assert!(!is_family_name_first("Anna"));
+    }
+
+    #[test]
+    fn splits_words_on_punctuation() {
+        assert_eq!(
+            words("  O'Brien-Smith, Mary "),
+            ["o", "brien", "smith", "mary"]
+        );
+    }
+
+    #[test]
+    fn upper_bound_sorts_after_all_extensions() {
+        let upper = prefix_upper_bound("mar");
+        assert!("mar" < upper.as_str());
+        assert!("marzzzz" < upper.as_str());
+        assert!("mas" > upper.as_str());
+    }
+}

@@ -1,0 +1,231 @@
+//! Extractors that keep the error format: JSON bodies, queries, paths, `If-Match`, and the
+//! caller's API key with the roles a route admits.
+
+use std::marker::PhantomData;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::{Role, SubscriberNumber, api_key};
+use crate::services::subscribers::Caller;
+use crate::store::Actor;
+
+/// A JSON body whose rejections are problem+json with a message that says what to fix.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_problem(rejection)),
+        }
+    }
+}
+
+fn json_problem(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => ApiError::with_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+            "Invalid body",
+            format!(
+                "the body does not match the expected shape: {}",
+                source_text(&e)
+            ),
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "malformed-json",
+            format!("the body is not valid JSON: {}", source_text(&e)),
+        ),
+        JsonRejection::MissingJsonContentType(_) => ApiError::with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::with_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Body too large",
+                "the body is larger than this server accepts (body_limit_bytes)",
+            )
+        }
+        other => ApiError::bad_request("unreadable-body", other.body_text()),
+    }
+}
+
+/// The innermost cause, which names the field and the line and column.
+fn source_text(e: &dyn std::error::Error) -> String {
+    let mut inner = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string()
+}
+
+/// Query parameters with problem+json rejections.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::bad_request(
+                "invalid-query",
+                format!("the query string is invalid: {}", source_text(&e)),
+            )),
+            Err(other) => Err(ApiError::bad_request("invalid-query", other.body_text())),
+        }
+    }
+}
+
+/// The `{number}` path segment, checked digit and all.
+pub struct Number(pub SubscriberNumber);
+
+impl<S: Send + Sync> FromRequestParts<S> for Number {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::bad_request("invalid-path", e.body_text()))?;
+        Ok(Self(SubscriberNumber::parse(&raw)?))
+    }
+}
+
+/// The version a change is based on, from `If-Match: "<version>"`; required.
+pub struct IfMatch(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match OptionalIfMatch::parse(parts)? {
+            Some(version) => Ok(Self(version)),
+            None => Err(ApiError::precondition_required(
+                "send the card's version in `If-Match` (the ETag of your last GET) so that a \
+                 change made by someone else in between is not overwritten",
+            )),
+        }
+    }
+}
+
+/// `If-Match` where it is optional.
+pub struct OptionalIfMatch(pub Option<i64>);
+
+impl OptionalIfMatch {
+    fn parse(parts: &Parts) -> Result<Option<i64>, ApiError> {
+        let Some(value) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(None);
+        };
+        let text = value.to_str().unwrap_or("").trim();
+        let bare = text.trim_start_matches("W/").trim_matches('"');
+        bare.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::bad_request(
+                "invalid-if-match",
+                format!(
+                    "If-Match `{text}` is not a version; send the ETag of the card, e.g. \"3\""
+                ),
+            )
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for OptionalIfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(Self::parse(parts)?))
+    }
+}
+
+/// The roles a route admits, named by a marker type in the handler's signature.
+pub trait Roles: Send + Sync + 'static {
+    const ALLOWED: &'static [Role];
+}
+
+pub struct AdminOnly;
+impl Roles for AdminOnly {
+    const ALLOWED: &'static [Role] = &[Role::Admin];
+}
+
+pub struct StaffOrAdmin;
+impl Roles for StaffOrAdmin {
+    const ALLOWED: &'static [Role] = &[Role::Admin, Role::Staff];
+}
+
+pub struct AnyRole;
+impl Roles for AnyRole {
+    const ALLOWED: &'static [Role] = &[Role::Admin, Role::Staff, Role::Advertiser];
+}
+
+/// An authenticated caller whose role is one of `R::ALLOWED`.
+pub struct Auth<R: Roles> {
+    pub caller: Caller,
+    _roles: PhantomData<R>,
+}
+
+impl<R: Roles> FromRequestParts<AppState> for Auth<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::unauthorized("send an API key as `Authorization: Bearer <key>`")
+            })?;
+        if !api_key::looks_like_token(token) {
+            return Err(ApiError::unauthorized("the API key is malformed"));
+        }
+        let key = state
+            .store
+            .find_api_key(&api_key::hash(token))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
+        if !R::ALLOWED.contains(&key.role) {
+            return Err(ApiError::forbidden(format!(
+                "this route is for {}; your key has the {} role",
+                R::ALLOWED
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                key.role
+            )));
+        }
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Self {
+            caller: Caller {
+                actor: Actor {
+                    key_id: Some(key.id),
+                    name: key.name,
+                    role: key.role,
+                },
+                request_id,
+            },
+            _roles: PhantomData,
+        })
+    }
+}

@@ -1,0 +1,160 @@
+//! API keys (admin) and the caller's own identity (any role).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{AdminOnly, AnyRole, ApiJson, Auth};
+use crate::domain::{FieldErrors, Role};
+use crate::services::keys;
+use crate::store::{Actor, ApiKey, AuditEntry};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
+        .routes(routes!(me))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewKeyRequest {
+    /// Who holds the key, e.g. "reception desk".
+    name: String,
+    role: Role,
+}
+
+#[derive(Serialize, ToSchema)]
+struct NewKeyResponse {
+    key: ApiKey,
+    /// The bearer token. Shown this once; only its hash is stored.
+    token: String,
+}
+
+/// Issues a key. The token is in the response and nowhere else.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "keys",
+    request_body = NewKeyRequest,
+    security(("api_key" = ["admin"])),
+    responses(
+        (status = 201, body = NewKeyResponse),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_key(
+    State(state): State<AppState>,
+    auth: Auth<AdminOnly>,
+    ApiJson(request): ApiJson<NewKeyRequest>,
+) -> ApiResult<(StatusCode, Json<NewKeyResponse>)> {
+    keys::check_name(&request.name)
+        .map_err(|e| ApiError::invalid(FieldErrors::single("name", e)))?;
+    let issued = keys::issue(&*state.store, &request.name, request.role).await?;
+    record(&state, &auth.caller.actor, "key.create", &issued.key).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewKeyResponse {
+            key: issued.key,
+            token: issued.token,
+        }),
+    ))
+}
+
+/// Every key, revoked ones included; never the tokens.
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "keys",
+    security(("api_key" = ["admin"])),
+    responses((status = 200, body = [ApiKey]))
+)]
+async fn list_keys(
+    State(state): State<AppState>,
+    _: Auth<AdminOnly>,
+) -> ApiResult<Json<Vec<ApiKey>>> {
+    Ok(Json(state.store.list_api_keys().await?))
+}
+
+/// Revokes a key at once. The last active admin key cannot be revoked.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    params(("id" = i64, Path, description = "The key's id")),
+    security(("api_key" = ["admin"])),
+    responses(
+        (status = 200, body = ApiKey),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn revoke_key(
+    State(state): State<AppState>,
+    auth: Auth<AdminOnly>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<ApiKey>> {
+    let keys = state.store.list_api_keys().await?;
+    let key = keys
+        .iter()
+        .find(|k| k.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("there is no API key {id}")))?;
+    let active_admins = keys
+        .iter()
+        .filter(|k| k.role == Role::Admin && k.revoked_at.is_none())
+        .count();
+    if key.role == Role::Admin && key.revoked_at.is_none() && active_admins == 1 {
+        return Err(ApiError::conflict(
+            "this is the last active admin key; create another admin key before revoking it",
+        ));
+    }
+    let revoked = state.store.revoke_api_key(id, Utc::now()).await?;
+    record(&state, &auth.caller.actor, "key.revoke", &revoked).await;
+    Ok(Json(revoked))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Me {
+    key_id: Option<i64>,
+    name: String,
+    role: Role,
+}
+
+/// The key making this request: its name and role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "keys",
+    security(("api_key" = ["admin", "staff", "advertiser"])),
+    responses((status = 200, body = Me))
+)]
+async fn me(auth: Auth<AnyRole>) -> Json<Me> {
+    let actor = auth.caller.actor;
+    Json(Me {
+        key_id: actor.key_id,
+        name: actor.name,
+        role: actor.role,
+    })
+}
+
+async fn record(state: &AppState, actor: &Actor, action: &'static str, key: &ApiKey) {
+    state
+        .audit
+        .record(AuditEntry {
+            at: Utc::now(),
+            actor: actor.clone(),
+            action,
+            subscriber: None,
+            request_id: None,
+            detail: json!({ "key_id": key.id, "name": key.name, "role": key.role }),
+        })
+        .await;
+}

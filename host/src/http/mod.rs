@@ -1,0 +1,139 @@
+//! The HTTP API under `/api/v1`: one router per resource, merged here with the OpenAPI
+//! document, request ids, tracing, metrics, a body limit and a timeout.
+
+mod audit;
+pub mod error;
+pub mod extract;
+mod health;
+mod keys;
+mod search;
+mod staff;
+mod subscribers;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::services::audit::AuditLog;
+use crate::services::subscribers::Registry;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub audit: AuditLog,
+    pub metrics: PrometheusHandle,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Masthead",
+        description = "Subscriber database and CRM plugin host. Every operation lists the roles \
+                       that may call it as the scopes of its `api_key` requirement; operations \
+                       without one are public.",
+    ),
+    modifiers(&SecurityAddon),
+    tags(
+        (name = "subscribers", description = "The registry: cards, consents, merges, erasure"),
+        (name = "keys", description = "API keys and the caller's identity"),
+        (name = "staff", description = "Staff members (relationship managers)"),
+        (name = "audit", description = "Who read or changed personal data"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "api_key",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+/// Settings of the HTTP layer itself.
+pub struct HttpLimits {
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+pub fn router(state: AppState, limits: &HttpLimits) -> Router {
+    let (routes, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(keys::router())
+        .merge(staff::router())
+        .merge(subscribers::router())
+        .merge(search::router())
+        .merge(audit::router())
+        .split_for_parts();
+    let api = Arc::new(api);
+    let request_id = HeaderName::from_static("x-request-id");
+    routes
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let api = Arc::clone(&api);
+                async move { Json(api) }
+            }),
+        )
+        .route_layer(middleware::from_fn(track_metrics))
+        .fallback(|| async { error::ApiError::not_found("no such route; see /api/v1/openapi.json") })
+        .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // The path only: query strings can hold names typed into the search box.
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("masthead_http_requests_total", &labels).increment(1);
+    metrics::histogram!("masthead_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,55 @@
+//! Application services: the domain rules applied to stored data, free of SQL and HTTP.
+
+pub mod audit;
+pub mod keys;
+pub mod subscribers;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::search::TermKind;
+use crate::domain::{FieldErrors, SubscriberNumber};
+use crate::store::{StoreError, SubscriberSummary};
+
+/// Why a service call did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("the request has invalid fields")]
+    Invalid(FieldErrors),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The subscriber seems to exist already; the caller may confirm and create anyway.
+    #[error("possible duplicates found")]
+    PossibleDuplicates(Vec<DuplicateCandidate>),
+    /// The number was merged into another; the caller should go there.
+    #[error("subscriber {from} was merged into {to}")]
+    Moved {
+        from: SubscriberNumber,
+        to: SubscriberNumber,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An existing subscriber that matches a new one, and on what.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DuplicateCandidate {
+    #[serde(flatten)]
+    pub subscriber: SubscriberSummary,
+    /// `email`, `phone` or `name_and_postal_code`.
+    pub matched_on: Vec<&'static str>,
+}
+
+pub(crate) fn match_label(kind: TermKind) -> &'static str {
+    match kind {
+        TermKind::Email => "email",
+        TermKind::Phone => "phone",
+        TermKind::Identity => "name_and_postal_code",
+        TermKind::Name => "name",
+        TermKind::Postal => "postal_code",
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;

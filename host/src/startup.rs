@@ -1,0 +1,118 @@
+//! Building and running the service: the app binds its own listener (port 0 in tests) and
+//! stops when the given future resolves.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::http::{self, AppState, HttpLimits};
+use crate::services::audit::AuditLog;
+use crate::services::subscribers::Registry;
+use crate::store::{self, Store};
+use crate::telemetry;
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    store: Arc<dyn Store>,
+    audit: AuditLog,
+    audit_task: JoinHandle<()>,
+}
+
+impl Application {
+    /// Opens the configured database and binds the configured address.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let store = store::open(&config.database_url()).await?;
+        Self::build_with_store(config, store).await
+    }
+
+    /// Serves an already opened store.
+    pub async fn build_with_store(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {}; is another service using it?",
+                config.listen
+            )
+        })?;
+        let (audit, audit_task) = AuditLog::start(Arc::clone(&store));
+        let registry = Registry::new(Arc::clone(&store), audit.clone(), config.home_country()?);
+        let state = AppState {
+            store: Arc::clone(&store),
+            registry: Arc::new(registry),
+            audit: audit.clone(),
+            metrics: telemetry::metrics_handle(),
+        };
+        let limits = HttpLimits {
+            body_limit_bytes: config.body_limit_bytes,
+            request_timeout: Duration::from_secs(config.request_timeout_secs),
+        };
+        Ok(Self {
+            listener,
+            router: http::router(state, &limits),
+            store,
+            audit,
+            audit_task,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// Serves until `shutdown` resolves, lets requests in flight finish, writes the queued
+    /// audit entries and closes the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(
+            address = %self.listener.local_addr()?,
+            backend = self.store.backend(),
+            "masthead is serving"
+        );
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the HTTP server failed")?;
+        self.audit.flush().await;
+        drop(self.audit);
+        // The router's copies of the audit handle are gone, so the writer drains and ends.
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.audit_task).await;
+        self.store.close().await;
+        tracing::info!("masthead stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing requests in flight");
+}

@@ -1,0 +1,140 @@
+//! The audit log in storage: who read or changed personal data, and when.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::backend::{Backend, SqlStore, parse_enum};
+use super::sql::Sql;
+use super::{Actor, AuditEntry, AuditFilter, AuditRecord, AuditStore, StoreResult};
+use crate::domain::SubscriberNumber;
+
+#[derive(FromRow)]
+struct AuditRow {
+    id: i64,
+    at: DateTime<Utc>,
+    actor_key_id: Option<i64>,
+    actor: String,
+    role: String,
+    action: String,
+    subscriber_id: Option<i64>,
+    request_id: Option<String>,
+    detail: Json<serde_json::Value>,
+}
+
+const INSERT_ONE: &str = "INSERT INTO audit_log (at, actor_key_id, actor, role, action, subscriber_id, \
+                          request_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+#[async_trait]
+impl<DB> AuditStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+{
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.write.acquire().await?;
+        for entry in entries {
+            bind_entry(sqlx::query(INSERT_ONE), entry)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        let mut query = Sql::new(
+            "SELECT id, at, actor_key_id, actor, role, action, subscriber_id, request_id, detail \
+             FROM audit_log WHERE 1 = 1",
+        );
+        if let Some(number) = filter.subscriber {
+            query.push(" AND subscriber_id = ").bind(number.sequence());
+        }
+        if let Some(action) = &filter.action {
+            query.push(" AND action = ").bind(action.as_str());
+        }
+        if let Some(before) = filter.before {
+            query.push(" AND id < ").bind(before);
+        }
+        query.push(" ORDER BY id DESC LIMIT ").bind(filter.limit);
+        let rows: Vec<AuditRow> = query.query_as().fetch_all(&self.read).await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(AuditRecord {
+                    id: row.id,
+                    at: row.at,
+                    actor: Actor {
+                        key_id: row.actor_key_id,
+                        name: row.actor,
+                        role: parse_enum(&row.role)?,
+                    },
+                    action: row.action,
+                    subscriber: row.subscriber_id.map(SubscriberNumber::from_sequence),
+                    request_id: row.request_id,
+                    detail: row.detail.0,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Writes one audit entry inside the caller's transaction, so a change and its record land
+/// together or not at all.
+pub(super) async fn insert_audit<DB>(
+    conn: &mut DB::Connection,
+    entry: &AuditEntry,
+) -> StoreResult<()>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Type<DB>,
+{
+    bind_entry(sqlx::query(INSERT_ONE), entry)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+type Insert<'q, DB> = sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>;
+
+fn bind_entry<'q, DB>(query: Insert<'q, DB>, entry: &'q AuditEntry) -> Insert<'q, DB>
+where
+    DB: Backend,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    Option<String>: Encode<'q, DB> + Type<DB>,
+    String: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    Json<serde_json::Value>: Encode<'q, DB> + Type<DB>,
+{
+    query
+        .bind(entry.at)
+        .bind(entry.actor.key_id)
+        .bind(entry.actor.name.as_str())
+        .bind(entry.actor.role.as_str())
+        .bind(entry.action)
+        .bind(entry.subscriber.map(SubscriberNumber::sequence))
+        .bind(entry.request_id.clone())
+        .bind(Json(entry.detail.clone()))
+}

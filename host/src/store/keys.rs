@@ -1,0 +1,104 @@
+//! API keys in storage: created, listed, found by token hash, revoked.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::backend::{Backend, SqlStore, parse_enum};
+use super::{ApiKey, KeyStore, NewApiKey, StoreError, StoreResult};
+
+#[derive(FromRow)]
+struct KeyRow {
+    id: i64,
+    name: String,
+    role: String,
+    hint: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<KeyRow> for ApiKey {
+    type Error = StoreError;
+    fn try_from(row: KeyRow) -> StoreResult<Self> {
+        Ok(Self {
+            id: row.id,
+            name: row.name,
+            role: parse_enum(&row.role)?,
+            hint: row.hint,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, name, role, hint, created_at, revoked_at";
+
+#[async_trait]
+impl<DB> KeyStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<DateTime<Utc>>: Decode<'q, DB> + Type<DB>,
+{
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
+        let sql = format!(
+            "INSERT INTO api_keys (name, role, token_hash, hint, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        );
+        let row: KeyRow = sqlx::query_as(&sql)
+            .bind(key.name)
+            .bind(key.role.as_str())
+            .bind(key.token_hash)
+            .bind(key.hint)
+            .bind(key.created_at)
+            .fetch_one(&self.write)
+            .await?;
+        row.try_into()
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY id");
+        let rows: Vec<KeyRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn revoke_api_key(&self, id: i64, at: DateTime<Utc>) -> StoreResult<ApiKey> {
+        let sql = format!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        let row: Option<KeyRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(at)
+            .fetch_optional(&self.write)
+            .await?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    async fn find_api_key(&self, token_hash: &str) -> StoreResult<Option<ApiKey>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL");
+        let row: Option<KeyRow> = sqlx::query_as(&sql)
+            .bind(token_hash)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn count_active_admin_keys(&self) -> StoreResult<i64> {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(count)
+    }
+}

@@ -1,0 +1,177 @@
+//! Storage behind one `Store` trait, with a SQLite and a PostgreSQL implementation.
+//!
+//! The backend is chosen once, from the database URL's scheme. Both backends share the SQL in
+//! this module's children (written with `$n` placeholders, which both understand); what
+//! differs between them lives in `sqlite.rs`, `postgres.rs` and the two migration folders.
+
+mod audit;
+mod backend;
+mod keys;
+pub mod models;
+mod postgres;
+mod sql;
+mod sqlite;
+mod staff;
+mod subscribers;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::search::{Probe, SearchTerm};
+use crate::domain::{ConsentChange, ConsentEvent, Profile, SubscriberNumber};
+pub use backend::SqlStore;
+pub use models::*;
+
+/// What went wrong in storage, in terms the service layer can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("record not found")]
+    NotFound,
+    /// A uniqueness rule or an expected version did not hold.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Database(sqlx::Error),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Self::Conflict(db.message().to_owned())
+            }
+            _ => Self::Database(e),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey>;
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+    async fn revoke_api_key(&self, id: i64, at: DateTime<Utc>) -> StoreResult<ApiKey>;
+    /// The unrevoked key with this token hash.
+    async fn find_api_key(&self, token_hash: &str) -> StoreResult<Option<ApiKey>>;
+    async fn count_active_admin_keys(&self) -> StoreResult<i64>;
+}
+
+#[async_trait]
+pub trait StaffStore: Send + Sync {
+    async fn create_staff(&self, staff: NewStaff) -> StoreResult<Staff>;
+    async fn list_staff(&self) -> StoreResult<Vec<Staff>>;
+    async fn get_staff(&self, id: i64) -> StoreResult<Option<Staff>>;
+}
+
+#[async_trait]
+pub trait SubscriberStore: Send + Sync {
+    /// Writes a new subscriber, its search terms, initial consents and the audit entry.
+    async fn insert_subscriber(
+        &self,
+        new: NewSubscriber,
+        audit: AuditEntry,
+    ) -> StoreResult<Subscriber>;
+    async fn get_subscriber(&self, number: SubscriberNumber) -> StoreResult<Option<Subscriber>>;
+    /// Replaces the profile if the stored version is still `expected_version`.
+    async fn update_profile(
+        &self,
+        number: SubscriberNumber,
+        expected_version: i64,
+        profile: &Profile,
+        terms: &[SearchTerm],
+        audit: AuditEntry,
+    ) -> StoreResult<Subscriber>;
+    async fn list_subscribers(
+        &self,
+        filter: &SubscriberFilter,
+    ) -> StoreResult<Vec<SubscriberSummary>>;
+    /// Live subscribers holding any of the terms, with the kind of term that matched.
+    async fn find_by_terms(&self, terms: &[SearchTerm]) -> StoreResult<Vec<TermMatch>>;
+    /// Subscribers answering one probe, best first: exact matches before prefixes.
+    async fn search(&self, probe: &Probe, limit: i64) -> StoreResult<Vec<ProbeHit>>;
+    async fn record_consents(
+        &self,
+        number: SubscriberNumber,
+        changes: &[ConsentChange],
+        at: DateTime<Utc>,
+        audit: AuditEntry,
+    ) -> StoreResult<Subscriber>;
+    async fn consent_history(&self, number: SubscriberNumber) -> StoreResult<Vec<ConsentEvent>>;
+    /// Folds `plan.source` into `plan.target` in one transaction.
+    async fn merge_subscribers(
+        &self,
+        plan: MergePlan,
+        audit: AuditEntry,
+    ) -> StoreResult<Subscriber>;
+    /// Removes personal data, keeping the number and anonymous history.
+    async fn erase_subscriber(
+        &self,
+        number: SubscriberNumber,
+        expected_version: i64,
+        erased: &Profile,
+        audit: AuditEntry,
+    ) -> StoreResult<Subscriber>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
+    async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
+}
+
+/// Everything the service keeps, behind one object handlers share.
+#[async_trait]
+pub trait Store: KeyStore + StaffStore + SubscriberStore + AuditStore {
+    /// "sqlite" or "postgres".
+    fn backend(&self) -> &'static str;
+    /// Fails unless the database answers a trivial query.
+    async fn ping(&self) -> StoreResult<()>;
+    async fn close(&self);
+}
+
+/// Opens (creating and migrating) the database the URL names.
+pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "sqlite" => Ok(Arc::new(sqlite::open(url).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(postgres::open(url).await?)),
+        _ => anyhow::bail!(
+            "database URL `{}` has no known scheme: use sqlite://PATH (the default is \
+             sqlite://data/masthead.db) or postgres://USER@HOST/DATABASE",
+            redact(url)
+        ),
+    }
+}
+
+/// The URL with any password replaced, safe to show in messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(start), Some(at)) if at > start => {
+            let credentials = &url[start + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..start + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            super::redact("postgres://u:secret@db/x"),
+            "postgres://u:***@db/x"
+        );
+        assert_eq!(super::redact("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(super::redact("sqlite://data/m.db"), "sqlite://data/m.db");
+    }
+}

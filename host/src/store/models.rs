@@ -1,0 +1,157 @@
+//! The records the store reads and writes.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::search::{SearchTerm, TermKind};
+use crate::domain::subscriber::{RelationshipLevel, SubscriberKind};
+use crate::domain::{ConsentChange, Consents, Profile, Role, SubscriberNumber, SubscriberStatus};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiKey {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    /// The first characters of the token, to tell keys apart.
+    pub hint: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub struct NewApiKey {
+    pub name: String,
+    pub role: Role,
+    pub token_hash: String,
+    pub hint: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Staff {
+    pub id: i64,
+    pub name: String,
+    pub email: Option<String>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct NewStaff {
+    pub name: String,
+    pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A subscriber as stored: the profile plus what the system keeps about the record.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub number: SubscriberNumber,
+    pub status: SubscriberStatus,
+    pub profile: Profile,
+    pub consents: Consents,
+    pub merged_into: Option<SubscriberNumber>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub struct NewSubscriber {
+    pub profile: Profile,
+    pub terms: Vec<SearchTerm>,
+    pub consents: Vec<ConsentChange>,
+    /// The API key name that recorded the initial consents.
+    pub recorded_by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One line of a list or a search result.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SubscriberSummary {
+    #[schema(value_type = String, example = "1000007")]
+    pub number: SubscriberNumber,
+    pub display_name: String,
+    pub kind: SubscriberKind,
+    pub status: SubscriberStatus,
+    pub postal_code: Option<String>,
+    pub city: Option<String>,
+    pub region: Option<String>,
+}
+
+/// Filters of the subscriber list; `after` is the last sequence of the previous page.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriberFilter {
+    pub status: Option<SubscriberStatus>,
+    pub kind: Option<SubscriberKind>,
+    pub relationship_level: Option<RelationshipLevel>,
+    pub relationship_manager: Option<i64>,
+    pub postal_code: Option<String>,
+    pub region: Option<String>,
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TermMatch {
+    pub subscriber: SubscriberSummary,
+    pub kind: TermKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProbeHit {
+    pub subscriber: SubscriberSummary,
+    /// Whether the whole term matched rather than a prefix of it.
+    pub exact: bool,
+}
+
+/// A merge worked out by the service: the folded profile and the versions it was based on.
+pub struct MergePlan {
+    pub source: SubscriberNumber,
+    pub source_version: i64,
+    pub target: SubscriberNumber,
+    pub target_version: i64,
+    pub profile: Profile,
+    pub consents: Consents,
+    pub terms: Vec<SearchTerm>,
+    pub at: DateTime<Utc>,
+}
+
+/// Who did something through the API.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Actor {
+    pub key_id: Option<i64>,
+    pub name: String,
+    pub role: Role,
+}
+
+/// One line of the audit log, before it is written. `detail` never holds personal data.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub action: &'static str,
+    pub subscriber: Option<SubscriberNumber>,
+    pub request_id: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub action: String,
+    #[schema(value_type = Option<String>)]
+    pub subscriber: Option<SubscriberNumber>,
+    pub request_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// Newest first; `before` is the last id of the previous page.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub subscriber: Option<SubscriberNumber>,
+    pub action: Option<String>,
+    pub before: Option<i64>,
+    pub limit: i64,
+}

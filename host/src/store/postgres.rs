@@ -1,0 +1,29 @@
+//! The PostgreSQL backend, for several host instances serving one database.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::PgPoolOptions;
+
+use super::{SqlStore, redact};
+
+/// Connects and migrates; fails with the reason when the server cannot be reached.
+pub async fn open(url: &str) -> anyhow::Result<SqlStore<sqlx::Postgres>> {
+    let pool = PgPoolOptions::new()
+        .max_connections(32)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to PostgreSQL at {}; check that the server runs and the URL's \
+                 user, host and database are right",
+                redact(url)
+            )
+        })?;
+    sqlx::migrate!("../migrations/postgres")
+        .run(&pool)
+        .await
+        .context("cannot migrate the PostgreSQL database")?;
+    Ok(SqlStore::new(pool.clone(), pool))
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real service over HTTP, on SQLite or (with
+//! `TEST_DATABASE_URL`) PostgreSQL.
+
+mod auth;
+mod cli;
+mod duplicates;
+mod helpers;
+mod merge;
+mod operations;
+mod privacy;
+mod search;
+mod subscribers;
