@@ -33,11 +33,19 @@ async fn main() -> anyhow::Result<()> {
         "preferences": { "delivery_method": "letterbox", "contact_channel": "email" },
         "consents": [{ "purpose": "marketing_email", "granted": true, "channel": "phone" }]
     });
-    let response = client.post(api("/subscribers")).bearer_auth(&key).json(&reader).send().await?;
+    let response = client
+        .post(api("/subscribers"))
+        .bearer_auth(&key)
+        .json(&reader)
+        .send()
+        .await?;
     let number = match response.status() {
         StatusCode::CREATED => {
             let card: Value = response.json().await?;
-            println!("created subscriber {} ({})", card["number"], card["display_name"]);
+            println!(
+                "created subscriber {} ({})",
+                card["number"], card["display_name"]
+            );
             card["number"].as_str().unwrap_or_default().to_owned()
         }
         StatusCode::CONFLICT => {
@@ -49,7 +57,10 @@ async fn main() -> anyhow::Result<()> {
             );
             existing["number"].as_str().unwrap_or_default().to_owned()
         }
-        status => bail!("creating the reader failed with {status}: {}", response.text().await?),
+        status => bail!(
+            "creating the reader failed with {status}: {}",
+            response.text().await?
+        ),
     };
 
     // 2. Later, a colleague types the first letters of the name into the search box.
@@ -76,7 +87,11 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // 3. The reader moved: update the card, sending the version we read in If-Match.
-    let response = client.get(api(&format!("/subscribers/{number}"))).bearer_auth(&key).send().await?;
+    let response = client
+        .get(api(&format!("/subscribers/{number}")))
+        .bearer_auth(&key)
+        .send()
+        .await?;
     let version = response
         .headers()
         .get("etag")
@@ -99,7 +114,10 @@ async fn main() -> anyhow::Result<()> {
     let card: Value = response.json().await?;
     println!(
         "updated {}: now at {} {}, version {}",
-        card["number"], card["addresses"][0]["lines"][0], card["addresses"][0]["city"], card["version"]
+        card["number"],
+        card["addresses"][0]["lines"][0],
+        card["addresses"][0]["city"],
+        card["version"]
     );
     Ok(())
 }
