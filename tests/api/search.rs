@@ -23,6 +23,7 @@ async fn seeded() -> (TestApp, Vec<String>) {
         json!({ "given_name": "小明", "family_name": "王" }),
         json!({ "given_name": "José", "family_name": "Müller-García" }),
         json!({ "kind": "organisation", "organisation_name": "Smith & Sons Ltd" }),
+        json!({ "given_name": "Łukasz", "family_name": "Søderberg" }),
     ] {
         created.push(
             app.create(body).await["number"]
@@ -77,6 +78,12 @@ async fn cyrillic_chinese_and_accented_names_fold_case_and_diacritics() {
     assert_eq!(numbers(&app.search("jose").await), [created[4].as_str()]);
     assert_eq!(numbers(&app.search("MULLER").await), [created[4].as_str()]);
     assert_eq!(numbers(&app.search("garcía").await), [created[4].as_str()]);
+    assert_eq!(numbers(&app.search("soder").await), [created[6].as_str()]);
+    assert_eq!(
+        numbers(&app.search("SØDERBERG").await),
+        [created[6].as_str()]
+    );
+    assert_eq!(numbers(&app.search("lukasz").await), [created[6].as_str()]);
 }
 
 #[tokio::test]

@@ -3,15 +3,32 @@
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-/// Folds `input` for matching: compatibility-decomposed, combining marks dropped, lower-cased.
+/// Folds `input` for matching: compatibility-decomposed, combining marks dropped, lower-cased,
+/// and the Latin letters that carry their mark inside (ø, ł, æ, ß ...) spelled plainly.
 ///
-/// "Ёлкин" and "елкин" fold alike, as do "José" and "JOSE"; Chinese characters pass through.
+/// "Ёлкин" and "елкин" fold alike, as do "José" and "JOSE", "Søren" and "soren";
+/// Chinese characters pass through.
 pub fn fold(input: &str) -> String {
-    input
+    let mut folded = String::with_capacity(input.len());
+    for c in input
         .nfkd()
         .filter(|c| !is_combining_mark(*c))
         .flat_map(char::to_lowercase)
-        .collect()
+    {
+        match c {
+            'ø' => folded.push('o'),
+            'ł' => folded.push('l'),
+            'đ' | 'ð' => folded.push('d'),
+            'ħ' => folded.push('h'),
+            'ı' => folded.push('i'),
+            'æ' => folded.push_str("ae"),
+            'œ' => folded.push_str("oe"),
+            'ß' => folded.push_str("ss"),
+            'þ' => folded.push_str("th"),
+            other => folded.push(other),
+        }
+    }
+    folded
 }
 
 /// The folded words of a name, split on anything that is not a letter or a digit.
@@ -48,6 +65,10 @@ mod tests {
         assert_eq!(fold("Ёлкин"), "елкин");
         assert_eq!(fold("ЙОГУРТОВ"), "иогуртов");
         assert_eq!(fold("Ｔｏｋｙｏ"), "tokyo");
+        assert_eq!(
+            fold("Søderberg Łukasz Æsir Straße"),
+            "soderberg lukasz aesir strasse"
+        );
     }
 
     #[test]

@@ -27,6 +27,10 @@ impl FieldErrors {
         errors
     }
 
+    pub fn extend(&mut self, other: FieldErrors) {
+        self.0.extend(other.0);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -122,23 +122,8 @@ impl Registry {
         consents: Vec<ConsentChange>,
         allow_duplicate: bool,
     ) -> ServiceResult<Subscriber> {
-        let profile = self.parse(draft).await;
-        let consents_ok = consent::check_changes(&consents);
-        let profile = match (profile, consents_ok) {
-            (Ok(p), Ok(())) => p,
-            (p, c) => {
-                let mut errors = FieldErrors::default();
-                for e in p
-                    .err()
-                    .into_iter()
-                    .chain(c.err())
-                    .flat_map(FieldErrors::into_vec)
-                {
-                    errors.add(e.field, e.message);
-                }
-                return Err(ServiceError::Invalid(errors));
-            }
-        };
+        let consent_errors = consent::check_changes(&consents).err().unwrap_or_default();
+        let profile = self.parse(draft, consent_errors).await?;
         if !allow_duplicate {
             let candidates = self.duplicates_of(&profile, None).await?;
             if !candidates.is_empty() {
@@ -193,7 +178,7 @@ impl Registry {
         }
         let mut draft = current.profile.draft().clone();
         patch.apply(&mut draft);
-        let profile = self.parse(draft).await.map_err(ServiceError::Invalid)?;
+        let profile = self.parse(draft, FieldErrors::default()).await?;
         let changed = profile.changed_fields(&current.profile);
         if changed.is_empty() {
             return Ok(current);
@@ -402,22 +387,27 @@ impl Registry {
         })
     }
 
-    async fn parse(&self, draft: ProfileDraft) -> Result<Profile, FieldErrors> {
-        let manager = draft.relationship_manager;
-        let parsed = Profile::parse(draft, self.home);
-        let manager_known = match manager {
-            None => true,
-            Some(id) => matches!(self.store.get_staff(id).await, Ok(Some(staff)) if staff.active),
-        };
-        match (parsed, manager_known) {
-            (Ok(profile), true) => Ok(profile),
-            (Ok(_), false) => Err(no_such_manager()),
-            (Err(mut errors), known) => {
-                if !known {
-                    let e = no_such_manager().into_vec().remove(0);
-                    errors.add(e.field, e.message);
-                }
-                Err(errors)
+    /// Checks a draft, and that its relationship manager is an active staff member; the
+    /// problems join those the caller already found.
+    async fn parse(&self, draft: ProfileDraft, mut errors: FieldErrors) -> ServiceResult<Profile> {
+        if let Some(id) = draft.relationship_manager
+            && !self
+                .store
+                .get_staff(id)
+                .await?
+                .is_some_and(|staff| staff.active)
+        {
+            errors.add(
+                "relationship_manager",
+                "no active staff member has this id; see GET /api/v1/staff",
+            );
+        }
+        match Profile::parse(draft, self.home) {
+            Ok(profile) if errors.is_empty() => Ok(profile),
+            Ok(_) => Err(ServiceError::Invalid(errors)),
+            Err(more) => {
+                errors.extend(more);
+                Err(ServiceError::Invalid(errors))
             }
         }
     }
@@ -477,13 +467,6 @@ fn stale(number: SubscriberNumber) -> ServiceError {
     ServiceError::Conflict(format!(
         "subscriber {number} was changed by someone else since you loaded it; load it again"
     ))
-}
-
-fn no_such_manager() -> FieldErrors {
-    FieldErrors::single(
-        "relationship_manager",
-        "no active staff member has this id; see GET /api/v1/staff",
-    )
 }
 
 fn match_kind(probe: &Probe, exact: bool) -> MatchKind {
