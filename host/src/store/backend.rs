@@ -13,17 +13,23 @@ pub trait Backend: Database {
     const SCHEME: &'static str;
     /// Appended to a `SELECT` that reads a row about to be changed.
     const LOCK_ROW: &'static str;
+    /// Ends a correlated `EXISTS` subquery that must stay a per-row probe rather than be
+    /// turned into a join over all its matches (which would defeat an early `LIMIT`).
+    const PER_ROW_PROBE: &'static str;
 }
 
 impl Backend for sqlx::Sqlite {
     const SCHEME: &'static str = "sqlite";
     // The single writer connection already serialises every write transaction.
     const LOCK_ROW: &'static str = "";
+    const PER_ROW_PROBE: &'static str = "";
 }
 
 impl Backend for sqlx::Postgres {
     const SCHEME: &'static str = "postgres";
     const LOCK_ROW: &'static str = " FOR UPDATE";
+    // PostgreSQL flattens EXISTS into a semi-join unless the subquery has an OFFSET.
+    const PER_ROW_PROBE: &'static str = " OFFSET 0";
 }
 
 /// The store over one database. Reads use `read`; writes use `write`, which for SQLite is a

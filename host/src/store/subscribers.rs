@@ -265,11 +265,7 @@ where
             tx.rollback().await?;
             return Err(self.why_not_updated(number).await);
         };
-        sqlx::query("DELETE FROM search_terms WHERE subscriber_id = $1")
-            .bind(row.id)
-            .execute(&mut *tx)
-            .await?;
-        insert_terms::<DB>(&mut tx, row.id, terms).await?;
+        replace_terms::<DB>(&mut tx, row.id, terms).await?;
         insert_audit::<DB>(&mut tx, &audit).await?;
         tx.commit().await?;
         row.try_into()
@@ -385,6 +381,7 @@ where
                 .bind(word.as_str())
                 .push(" AND o.term < ")
                 .bind(prefix_upper_bound(word))
+                .push(DB::PER_ROW_PROBE)
                 .push(")");
         }
         query
@@ -533,12 +530,8 @@ where
             .bind(source)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM search_terms WHERE subscriber_id IN ($1, $2)")
-            .bind(source)
-            .bind(target)
-            .execute(&mut *tx)
-            .await?;
-        insert_terms::<DB>(&mut tx, target, &plan.terms).await?;
+        replace_terms::<DB>(&mut tx, source, &[]).await?;
+        replace_terms::<DB>(&mut tx, target, &plan.terms).await?;
         insert_audit::<DB>(&mut tx, &audit).await?;
         tx.commit().await?;
         row.try_into()
@@ -572,10 +565,7 @@ where
             tx.rollback().await?;
             return Err(self.why_not_updated(number).await);
         };
-        sqlx::query("DELETE FROM search_terms WHERE subscriber_id = $1")
-            .bind(row.id)
-            .execute(&mut *tx)
-            .await?;
+        replace_terms::<DB>(&mut tx, row.id, &[]).await?;
         sqlx::query("UPDATE consent_events SET note = NULL WHERE subscriber_id = $1")
             .bind(row.id)
             .execute(&mut *tx)
@@ -640,6 +630,26 @@ where
             Err(e) => e.into(),
         }
     }
+}
+
+/// Makes `terms` the whole set a subscriber is found by (none: not found at all).
+async fn replace_terms<DB>(
+    conn: &mut DB::Connection,
+    id: i64,
+    terms: &[SearchTerm],
+) -> StoreResult<()>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query("DELETE FROM search_terms WHERE subscriber_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    insert_terms::<DB>(conn, id, terms).await
 }
 
 async fn insert_terms<DB>(
