@@ -194,12 +194,12 @@ async fn missing_malformed_unknown_and_revoked_keys_are_refused() {
 async fn keys_are_shown_once_and_never_listed() {
     let app = spawn_app().await;
     let response = app
-        .post(
-            "/api/v1/keys",
-            &app.admin,
-            &json!({ "name": "circulation desk", "role": "staff" }),
-        )
-        .await;
+        .request(Method::POST, "/api/v1/keys", &app.admin)
+        .header("x-request-id", "issue-desk-key")
+        .json(&json!({ "name": "circulation desk", "role": "staff" }))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), StatusCode::CREATED);
     let created: Value = response.json().await.expect("json");
     let token = created["token"].as_str().expect("token");
@@ -221,6 +221,21 @@ async fn keys_are_shown_once_and_never_listed() {
         .expect("text");
     assert!(!listed.contains(token), "the key list shows a token");
     assert!(listed.contains("circulation desk"));
+
+    let log: Value = app
+        .get("/api/v1/audit?action=key.create", &app.admin)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let entry = &log["items"][0];
+    assert_eq!(entry["actor"]["name"], "test admin");
+    assert_eq!(entry["request_id"], "issue-desk-key");
+    assert_eq!(entry["detail"]["name"], "circulation desk");
+    assert!(
+        !log.to_string().contains(token),
+        "the audit log never holds a token"
+    );
 }
 
 #[tokio::test]

@@ -15,7 +15,8 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{AdminOnly, AnyRole, ApiJson, Auth};
 use crate::domain::{FieldErrors, Role};
 use crate::services::keys;
-use crate::store::{Actor, ApiKey, AuditEntry};
+use crate::services::subscribers::Caller;
+use crate::store::{ApiKey, AuditEntry};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -59,7 +60,7 @@ async fn create_key(
     keys::check_name(&request.name)
         .map_err(|e| ApiError::invalid(FieldErrors::single("name", e)))?;
     let issued = keys::issue(&*state.store, &request.name, request.role).await?;
-    record(&state, &auth.caller.actor, "key.create", &issued.key).await;
+    record(&state, &auth.caller, "key.create", &issued.key).await;
     Ok((
         StatusCode::CREATED,
         Json(NewKeyResponse {
@@ -117,7 +118,7 @@ async fn revoke_key(
         ));
     }
     let revoked = state.store.revoke_api_key(id, Utc::now()).await?;
-    record(&state, &auth.caller.actor, "key.revoke", &revoked).await;
+    record(&state, &auth.caller, "key.revoke", &revoked).await;
     Ok(Json(revoked))
 }
 
@@ -145,15 +146,15 @@ async fn me(auth: Auth<AnyRole>) -> Json<Me> {
     })
 }
 
-async fn record(state: &AppState, actor: &Actor, action: &'static str, key: &ApiKey) {
+async fn record(state: &AppState, caller: &Caller, action: &'static str, key: &ApiKey) {
     state
         .audit
         .record(AuditEntry {
             at: Utc::now(),
-            actor: actor.clone(),
+            actor: caller.actor.clone(),
             action,
             subscriber: None,
-            request_id: None,
+            request_id: caller.request_id.clone(),
             detail: json!({ "key_id": key.id, "name": key.name, "role": key.role }),
         })
         .await;
