@@ -9,6 +9,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::CountryCode;
+use crate::domain::money::{BasisPoints, Currency};
+use crate::domain::pricing::LoyaltyPolicy;
+use crate::services::renewals::RenewalPolicy;
 
 /// The settings a running instance needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +33,42 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// The publisher's country: the default for addresses and national phone numbers.
     pub home_country: String,
+    /// The house currency (ISO 4217): every price and payment is in it.
+    pub currency: String,
+    pub renewals: RenewalSettings,
+}
+
+/// `[renewals]`: the grace period and the loyalty discount.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RenewalSettings {
+    /// A gap shorter than this many days does not break tenure; a reader whose last term
+    /// ended fewer days ago is in grace, not lapsed.
+    pub grace_days: u32,
+    /// Loyalty discount per whole year of tenure, in percent.
+    pub loyalty_percent_per_year: f64,
+    /// The loyalty discount never exceeds this percentage.
+    pub loyalty_max_percent: f64,
+}
+
+impl Default for RenewalSettings {
+    fn default() -> Self {
+        Self {
+            grace_days: 30,
+            loyalty_percent_per_year: 2.0,
+            loyalty_max_percent: 10.0,
+        }
+    }
+}
+
+impl RenewalSettings {
+    pub fn loyalty(&self) -> anyhow::Result<LoyaltyPolicy> {
+        let per_year = BasisPoints::from_percent(self.loyalty_percent_per_year)
+            .map_err(|e| anyhow::anyhow!("renewals.loyalty_percent_per_year: {e}"))?;
+        let cap = BasisPoints::from_percent(self.loyalty_max_percent)
+            .map_err(|e| anyhow::anyhow!("renewals.loyalty_max_percent: {e}"))?;
+        Ok(LoyaltyPolicy { per_year, cap })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -50,6 +89,8 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             home_country: "GB".into(),
+            currency: "GBP".into(),
+            renewals: RenewalSettings::default(),
         }
     }
 }
@@ -76,7 +117,7 @@ impl Config {
         }
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(path))
-            .merge(Env::prefixed("MASTHEAD_").ignore(&["config"]))
+            .merge(Env::prefixed("MASTHEAD_").ignore(&["config"]).split("__"))
             .merge(Serialized::defaults(overrides))
             .extract()
             .with_context(|| {
@@ -86,6 +127,8 @@ impl Config {
                 )
             })?;
         config.home_country()?;
+        config.currency()?;
+        config.renewals.loyalty()?;
         Ok(config)
     }
 
@@ -98,6 +141,17 @@ impl Config {
 
     pub fn home_country(&self) -> anyhow::Result<CountryCode> {
         CountryCode::parse(&self.home_country).map_err(|e| anyhow::anyhow!("home_country: {e}"))
+    }
+
+    pub fn renewal_policy(&self) -> anyhow::Result<RenewalPolicy> {
+        Ok(RenewalPolicy {
+            grace_days: i64::from(self.renewals.grace_days),
+            loyalty: self.renewals.loyalty()?,
+        })
+    }
+
+    pub fn currency(&self) -> anyhow::Result<Currency> {
+        Currency::parse(&self.currency).map_err(|e| anyhow::anyhow!("currency: {e}"))
     }
 }
 
@@ -114,6 +168,7 @@ mod tests {
                 "listen = \"127.0.0.1:9000\"\nhome_country = \"DE\"\n",
             )?;
             jail.set_env("MASTHEAD_HOME_COUNTRY", "FR");
+            jail.set_env("MASTHEAD_RENEWALS__GRACE_DAYS", "45");
             let overrides = Overrides {
                 database_url: Some("postgres://x@y/z".into()),
                 ..Default::default()
@@ -121,6 +176,7 @@ mod tests {
             let config = Config::load(None, &overrides).expect("loads");
             assert_eq!(config.listen.port(), 9000);
             assert_eq!(config.home_country, "FR");
+            assert_eq!(config.renewals.grace_days, 45);
             assert_eq!(config.database_url(), "postgres://x@y/z");
             Ok(())
         });
@@ -142,6 +198,10 @@ mod tests {
             jail.create_file("masthead.toml", "lisen = \"127.0.0.1:9000\"\n")?;
             assert!(Config::load(None, &Overrides::default()).is_err());
             jail.create_file("masthead.toml", "home_country = \"Britain\"\n")?;
+            assert!(Config::load(None, &Overrides::default()).is_err());
+            jail.create_file("masthead.toml", "[renewals]\nloyalty_max_percent = 120\n")?;
+            assert!(Config::load(None, &Overrides::default()).is_err());
+            jail.create_file("masthead.toml", "currency = \"euro\"\n")?;
             assert!(Config::load(None, &Overrides::default()).is_err());
             Ok(())
         });

@@ -13,6 +13,9 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::http::{self, AppState, HttpLimits};
 use crate::services::audit::AuditLog;
+use crate::services::catalogue::Catalogue;
+use crate::services::clock::{Clock, SystemClock};
+use crate::services::renewals::Circulation;
 use crate::services::subscribers::Registry;
 use crate::store::{self, Store};
 use crate::telemetry;
@@ -34,6 +37,15 @@ impl Application {
 
     /// Serves an already opened store.
     pub async fn build_with_store(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, store, Arc::new(SystemClock)).await
+    }
+
+    /// Serves an already opened store, reading the time from `clock`.
+    pub async fn build_with_clock(
+        config: &Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!(
                 "cannot listen on {}; is another service using it?",
@@ -41,10 +53,25 @@ impl Application {
             )
         })?;
         let (audit, audit_task) = AuditLog::start(Arc::clone(&store));
-        let registry = Registry::new(Arc::clone(&store), audit.clone(), config.home_country()?);
+        let registry = Arc::new(Registry::new(
+            Arc::clone(&store),
+            audit.clone(),
+            config.home_country()?,
+        ));
+        let catalogue = Arc::new(Catalogue::new(Arc::clone(&store), config.currency()?));
+        let circulation = Circulation::new(
+            Arc::clone(&store),
+            audit.clone(),
+            Arc::clone(&registry),
+            Arc::clone(&catalogue),
+            clock,
+            config.renewal_policy()?,
+        );
         let state = AppState {
             store: Arc::clone(&store),
-            registry: Arc::new(registry),
+            registry,
+            catalogue,
+            circulation: Arc::new(circulation),
             audit: audit.clone(),
             metrics: telemetry::metrics_handle(),
         };

@@ -4,10 +4,16 @@ pub mod api_key;
 pub mod consent;
 pub mod contact;
 pub mod merge;
+pub mod money;
+pub mod pricing;
+pub mod publication;
+pub mod renewal;
 pub mod role;
 pub mod search;
 pub mod subscriber;
 pub mod subscriber_number;
+pub mod tenure;
+pub mod term;
 pub mod text;
 pub mod validation;
 

@@ -172,6 +172,13 @@ impl From<ServiceError> for ApiError {
                 format!("subscriber {from} was merged into {to}; use {to}"),
             )
             .with(|d| d.location = Some(format!("/api/v1/subscribers/{to}"))),
+            ServiceError::IdempotencyKeyReused => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+                "this Idempotency-Key was already used for a different request; send a new key \
+                 for a new request, or repeat the original request exactly",
+            ),
             ServiceError::Store(e) => e.into(),
         }
     }

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::domain::publication::PublicationCode;
 use crate::domain::{Role, SubscriberNumber, api_key};
 use crate::services::subscribers::Caller;
 use crate::store::Actor;
@@ -227,5 +228,112 @@ impl<R: Roles> FromRequestParts<AppState> for Auth<R> {
             },
             _roles: PhantomData,
         })
+    }
+}
+
+/// The `{number}` and `{term}` path segments of a term's routes.
+pub struct TermPath {
+    pub number: SubscriberNumber,
+    pub term: i64,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TermPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path((number, term)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::bad_request("invalid-path", e.body_text()))?;
+        let term = term.parse().map_err(|_| {
+            ApiError::bad_request("invalid-path", format!("`{term}` is not a term id"))
+        })?;
+        Ok(Self {
+            number: SubscriberNumber::parse(&number)?,
+            term,
+        })
+    }
+}
+
+/// The `{code}` path segment naming a publication.
+pub struct Code(pub PublicationCode);
+
+impl<S: Send + Sync> FromRequestParts<S> for Code {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::bad_request("invalid-path", e.body_text()))?;
+        PublicationCode::parse(&raw)
+            .map(Self)
+            .map_err(|e| ApiError::bad_request("invalid-publication-code", e))
+    }
+}
+
+/// `Idempotency-Key`: required on requests that move money, so that a retry is safe.
+pub struct IdempotencyKey(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Err(ApiError::bad_request(
+                "missing-idempotency-key",
+                "send an `Idempotency-Key` header (a new random value, e.g. a UUID, per \
+                 intended order) so that a retried request cannot charge the reader twice",
+            ));
+        };
+        let key = value.to_str().unwrap_or("").trim();
+        let printable = key.bytes().all(|b| b.is_ascii_graphic());
+        if key.is_empty() || key.len() > 255 || !printable {
+            return Err(ApiError::bad_request(
+                "invalid-idempotency-key",
+                "the Idempotency-Key must be 1 to 255 visible ASCII characters",
+            ));
+        }
+        Ok(Self(key.to_owned()))
+    }
+}
+
+/// A JSON body that may be left out entirely, meaning `T::default()`.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let has_json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::with_status(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body-too-large",
+                        "Body too large",
+                        "the body is larger than this server accepts (body_limit_bytes)",
+                    )
+                } else {
+                    ApiError::bad_request("unreadable-body", e.body_text())
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        if !has_json_type {
+            return Err(json_problem(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
+        }
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(value)| Self(value))
+            .map_err(json_problem)
     }
 }

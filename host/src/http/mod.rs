@@ -6,9 +6,11 @@ pub mod error;
 pub mod extract;
 mod health;
 mod keys;
+mod publications;
 mod search;
 mod staff;
 mod subscribers;
+mod terms;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +30,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::services::audit::AuditLog;
+use crate::services::catalogue::Catalogue;
+use crate::services::renewals::Circulation;
 use crate::services::subscribers::Registry;
 use crate::store::Store;
 
@@ -36,6 +40,8 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
+    pub catalogue: Arc<Catalogue>,
+    pub circulation: Arc<Circulation>,
     pub audit: AuditLog,
     pub metrics: PrometheusHandle,
 }
@@ -51,6 +57,8 @@ pub struct AppState {
     modifiers(&SecurityAddon),
     tags(
         (name = "subscribers", description = "The registry: cards, consents, merges, erasure"),
+        (name = "publications", description = "Titles, formats, term lengths and price lists"),
+        (name = "renewals", description = "Terms, one-step renewals, holds and cancellations"),
         (name = "keys", description = "API keys and the caller's identity"),
         (name = "staff", description = "Staff members (relationship managers)"),
         (name = "audit", description = "Who read or changed personal data"),
@@ -85,6 +93,8 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(keys::router())
         .merge(staff::router())
         .merge(subscribers::router())
+        .merge(publications::router())
+        .merge(terms::router())
         .merge(search::router())
         .merge(audit::router())
         .split_for_parts();

@@ -1,7 +1,10 @@
 //! Application services: the domain rules applied to stored data, free of SQL and HTTP.
 
 pub mod audit;
+pub mod catalogue;
+pub mod clock;
 pub mod keys;
+pub mod renewals;
 pub mod subscribers;
 
 use serde::Serialize;
@@ -29,6 +32,9 @@ pub enum ServiceError {
         from: SubscriberNumber,
         to: SubscriberNumber,
     },
+    /// An idempotency key sent again with a different request.
+    #[error("the idempotency key was used for a different request")]
+    IdempotencyKeyReused,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -32,7 +32,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    fn audit(
+    pub(crate) fn audit(
         &self,
         action: &'static str,
         subscriber: Option<SubscriberNumber>,
@@ -439,7 +439,7 @@ impl Registry {
     }
 
     /// The record behind a number; a merged number answers with where it went.
-    async fn load(&self, number: SubscriberNumber) -> ServiceResult<Subscriber> {
+    pub(crate) async fn load(&self, number: SubscriberNumber) -> ServiceResult<Subscriber> {
         match self.store.get_subscriber(number).await? {
             None => Err(ServiceError::NotFound(format!(
                 "there is no subscriber {number}"
@@ -452,7 +452,7 @@ impl Registry {
     }
 
     /// Like `load`, for a change: an erased record cannot change.
-    async fn load_live(&self, number: SubscriberNumber) -> ServiceResult<Subscriber> {
+    pub(crate) async fn load_live(&self, number: SubscriberNumber) -> ServiceResult<Subscriber> {
         let subscriber = self.load(number).await?;
         if subscriber.status == SubscriberStatus::Erased {
             return Err(ServiceError::Conflict(format!(

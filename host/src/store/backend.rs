@@ -52,7 +52,12 @@ where
     DB: Backend,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    Self: super::KeyStore + super::StaffStore + super::SubscriberStore + super::AuditStore,
+    Self: super::KeyStore
+        + super::StaffStore
+        + super::SubscriberStore
+        + super::CatalogueStore
+        + super::TermStore
+        + super::AuditStore,
 {
     fn backend(&self) -> &'static str {
         DB::SCHEME

@@ -6,6 +6,7 @@
 
 mod audit;
 mod backend;
+mod catalogue;
 mod keys;
 pub mod models;
 mod postgres;
@@ -13,13 +14,16 @@ mod sql;
 mod sqlite;
 mod staff;
 mod subscribers;
+mod terms;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::domain::publication::{PriceListDraft, PublicationCode, PublicationDraft};
 use crate::domain::search::{Probe, SearchTerm};
+use crate::domain::term::Term;
 use crate::domain::{ConsentChange, ConsentEvent, Profile, SubscriberNumber};
 pub use backend::SqlStore;
 pub use models::*;
@@ -120,6 +124,54 @@ pub trait SubscriberStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait CatalogueStore: Send + Sync {
+    async fn create_publication(
+        &self,
+        definition: &PublicationDraft,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Publication>;
+    async fn list_publications(&self) -> StoreResult<Vec<Publication>>;
+    async fn get_publication(&self, code: &PublicationCode) -> StoreResult<Option<Publication>>;
+    /// Adds a list; another list of the same title from the same day is a conflict.
+    async fn add_price_list(
+        &self,
+        publication_id: i64,
+        list: &PriceListDraft,
+        at: DateTime<Utc>,
+        by: &str,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait TermStore: Send + Sync {
+    /// Every term of the subscriber, with holds and cancellation, oldest first.
+    async fn list_terms(&self, subscriber: SubscriberNumber) -> StoreResult<Vec<Term>>;
+    /// Writes the order and its terms in one transaction, or returns the order already
+    /// written under the same idempotency key. A term that continues one already renewed, or
+    /// one that changed since it was priced, is a conflict.
+    async fn insert_order(&self, order: NewOrder, audit: AuditEntry) -> StoreResult<OrderOutcome>;
+    async fn find_order(&self, idempotency_key: &str) -> StoreResult<Option<Order>>;
+    /// Applies the change if the term still ends on `expected_end`, is not cancelled and (for
+    /// a hold) has not been renewed.
+    async fn change_term(
+        &self,
+        subscriber: SubscriberNumber,
+        term_id: i64,
+        expected_end: NaiveDate,
+        change: TermChange,
+        audit: AuditEntry,
+    ) -> StoreResult<Term>;
+    /// Auto-renew terms ending from `from` through `until` that nothing renews yet, by id.
+    async fn due_terms(
+        &self,
+        from: NaiveDate,
+        until: NaiveDate,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueTerm>>;
+}
+
+#[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
@@ -127,7 +179,9 @@ pub trait AuditStore: Send + Sync {
 
 /// Everything the service keeps, behind one object handlers share.
 #[async_trait]
-pub trait Store: KeyStore + StaffStore + SubscriberStore + AuditStore {
+pub trait Store:
+    KeyStore + StaffStore + SubscriberStore + CatalogueStore + TermStore + AuditStore
+{
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;
     /// Fails unless the database answers a trivial query.

@@ -1,11 +1,14 @@
 //! The records the store reads and writes.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::money::Money;
+use crate::domain::publication::{Format, PriceListDraft, PublicationDraft};
 use crate::domain::search::{SearchTerm, TermKind};
 use crate::domain::subscriber::{RelationshipLevel, SubscriberKind};
+use crate::domain::term::{Discount, PaymentMethod, SalesChannel, Term};
 use crate::domain::{ConsentChange, Consents, Profile, Role, SubscriberNumber, SubscriberStatus};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -154,4 +157,98 @@ pub struct AuditFilter {
     pub action: Option<String>,
     pub before: Option<i64>,
     pub limit: i64,
+}
+
+/// A title with every price list it ever had, oldest first.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    pub id: i64,
+    pub definition: PublicationDraft,
+    pub price_lists: Vec<PriceListDraft>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What created a group of terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderKind {
+    /// A first subscription, or titles added outside a renewal.
+    Subscription,
+    Renewal,
+    AutoRenewal,
+    Import,
+}
+
+/// A term ready to be written: priced, dated and linked.
+#[derive(Debug, Clone)]
+pub struct NewTerm {
+    pub publication_id: i64,
+    pub format: Format,
+    pub months: u32,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub list_price: Money,
+    pub discounts: Vec<Discount>,
+    pub price_paid: Money,
+    pub channel: SalesChannel,
+    pub payment_method: PaymentMethod,
+    pub auto_renew: bool,
+    pub renews: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub subscriber: SubscriberNumber,
+    pub kind: OrderKind,
+    pub idempotency_key: Option<String>,
+    /// A digest of the request, so a key reused for another request is caught.
+    pub request_hash: Option<String>,
+    pub terms: Vec<NewTerm>,
+    pub at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+/// One paid step and the terms it created.
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub id: i64,
+    pub subscriber: SubscriberNumber,
+    pub kind: OrderKind,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub terms: Vec<Term>,
+}
+
+/// Inserting an order either writes it or finds the one written earlier under its key.
+#[derive(Debug, Clone)]
+pub enum OrderOutcome {
+    Created(Order),
+    Existing(Order),
+}
+
+/// A change to one term, checked by the service against `expected_end` so that two racing
+/// changes cannot both apply.
+#[derive(Debug, Clone)]
+pub enum TermChange {
+    Hold {
+        from: NaiveDate,
+        to: NaiveDate,
+        reason: Option<String>,
+    },
+    Cancel {
+        effective: NaiveDate,
+        reason: String,
+        refund: Option<Money>,
+    },
+    AutoRenew(bool),
+}
+
+/// An auto-renew term that ends soon and has not been renewed.
+#[derive(Debug, Clone)]
+pub struct DueTerm {
+    pub subscriber: SubscriberNumber,
+    pub term_id: i64,
+    pub end: NaiveDate,
 }

@@ -27,7 +27,7 @@ const SUMMARY_COLUMNS: &str =
     "s.id, s.display_name, s.kind, s.status, s.postal_code, s.city, s.region";
 
 /// The tables whose rows belong to one subscriber and follow it into a merge.
-const SUBSCRIBER_OWNED_TABLES: &[&str] = &["consent_events"];
+const SUBSCRIBER_OWNED_TABLES: &[&str] = &["consent_events", "orders", "terms", "holds"];
 
 #[derive(FromRow)]
 struct CardRow {
