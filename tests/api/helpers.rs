@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use masthead::config::Config;
 use masthead::domain::Role;
+use masthead::services::clock::FixedClock;
 use masthead::services::keys;
 use masthead::startup::Application;
 use masthead::store;
@@ -20,6 +21,8 @@ pub struct TestApp {
     pub staff: String,
     pub advertiser: String,
     pub client: reqwest::Client,
+    /// The service's clock; tests move it to a chosen day.
+    pub clock: FixedClock,
     _database: TestDatabase,
 }
 
@@ -97,7 +100,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     };
     adjust(&mut config);
     let store = store::open(&url).await.expect("open the test database");
-    let app = Application::build_with_store(&config, Arc::clone(&store))
+    let clock = FixedClock::at(chrono::Utc::now());
+    let app = Application::build_with_clock(&config, Arc::clone(&store), Arc::new(clock.clone()))
         .await
         .expect("build the app");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -120,11 +124,20 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client"),
+        clock,
         _database: database,
     }
 }
 
 impl TestApp {
+    /// Moves the service's clock to noon (UTC) on `day` (YYYY-MM-DD).
+    pub fn set_today(&self, day: &str) {
+        let noon = format!("{day}T12:00:00Z")
+            .parse()
+            .expect("a YYYY-MM-DD day");
+        self.clock.set(noon);
+    }
+
     pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.address))

@@ -8,5 +8,6 @@ mod helpers;
 mod merge;
 mod operations;
 mod privacy;
+mod renewals;
 mod search;
 mod subscribers;

@@ -95,12 +95,18 @@ pub fn plan(
     let mut errors = FieldErrors::default();
     let latest = latest_by_title(terms, today, grace_days);
     let fresh_start = changes.start.unwrap_or(today);
+    // A title whose latest term has not begun is already renewed (or newly bought).
+    let ahead: Vec<&Term> = latest
+        .values()
+        .map(|(term, _)| *term)
+        .filter(|t| t.start > today && t.cancellation.is_none())
+        .collect();
     let mut basis: Vec<(&Term, NaiveDate)> = latest
         .values()
-        .filter(|(_, status)| status.is_current() || *status == SubscriptionStatus::Pending)
+        .filter(|(term, status)| status.is_current() && term.start <= today)
         .map(|(term, _)| (*term, term.span().last.succ_opt().unwrap_or(NaiveDate::MAX)))
         .collect();
-    if basis.is_empty() {
+    if basis.is_empty() && ahead.is_empty() {
         // A lapsed reader renews what they held when they lapsed.
         let lapsed: Vec<&Term> = latest
             .values()
@@ -236,10 +242,18 @@ pub fn plan(
         });
     }
     if errors.is_empty() && planned.is_empty() {
-        errors.add(
-            "add",
-            "there is nothing to renew: the reader holds no current title; name titles in `add`",
-        );
+        let message = if ahead.is_empty() {
+            "there is nothing to renew: the reader holds no current title; name titles in `add`"
+                .to_owned()
+        } else {
+            let renewed = ahead
+                .iter()
+                .map(|t| format!("{} until {}", t.publication, t.end))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("there is nothing to renew: already renewed ({renewed}); name titles in `add`")
+        };
+        errors.add("add", message);
     }
     errors.into_result(planned)
 }
@@ -442,6 +456,27 @@ mod tests {
         assert_eq!(planned.len(), 2);
         assert!(planned.iter().all(|p| p.start == date("2024-05-01")));
         assert_eq!(planned[0].renews, Some(3));
+    }
+
+    #[test]
+    fn a_title_already_renewed_ahead_is_not_renewed_again() {
+        let terms = [
+            term(1, "DAILY", "2025-01-01"),
+            term(2, "DAILY", "2026-01-01"),
+        ];
+        let errors = plan(
+            &terms,
+            &RenewalChanges::default(),
+            &catalogue(),
+            date("2025-12-01"),
+            GRACE,
+        )
+        .unwrap_err();
+        let message = &errors.iter().next().unwrap().message;
+        assert!(
+            message.contains("already renewed (DAILY until 2026-12-31)"),
+            "{message}"
+        );
     }
 
     #[test]

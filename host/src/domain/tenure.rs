@@ -110,11 +110,11 @@ impl Tenure {
 
 /// Tenure on `day`: the run that serves it, or that a term starting on it would continue.
 pub fn tenure_on(spans: &[Span], day: NaiveDate, grace_days: i64) -> Tenure {
-    let begun: Vec<Span> = spans.iter().filter(|s| s.start < day).copied().collect();
+    let begun: Vec<Span> = spans.iter().filter(|s| s.start <= day).copied().collect();
     let run = runs(&begun, grace_days)
         .into_iter()
         .rev()
-        .find(|r| r.start < day && (day <= r.last || gap(r.last, day) < grace_days));
+        .find(|r| day <= r.last || gap(r.last, day) < grace_days);
     match run {
         Some(run) => Tenure {
             since: Some(run.start),
@@ -266,7 +266,9 @@ mod tests {
     fn terms_starting_later_do_not_count_yet() {
         let spans = [span("2026-01-01", "2026-12-31")];
         assert_eq!(tenure_on(&spans, date("2025-06-01"), GRACE), Tenure::NONE);
-        assert_eq!(tenure_on(&spans, date("2026-01-01"), GRACE), Tenure::NONE);
+        let first_day = tenure_on(&spans, date("2026-01-01"), GRACE);
+        assert_eq!(first_day.since, Some(date("2026-01-01")));
+        assert_eq!(first_day.days, 0);
         assert_eq!(tenure_on(&spans, date("2026-01-02"), GRACE).days, 1);
     }
 }
