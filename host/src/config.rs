@@ -29,6 +29,8 @@ pub struct Config {
     pub log_level: String,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
+    /// Largest CSV file accepted by the import over HTTP, in bytes.
+    pub import_limit_bytes: usize,
     /// Longest a request may run before it is answered 503.
     pub request_timeout_secs: u64,
     /// The publisher's country: the default for addresses and national phone numbers.
@@ -87,6 +89,7 @@ impl Default for Config {
             log_format: LogFormat::Human,
             log_level: "info".into(),
             body_limit_bytes: 1024 * 1024,
+            import_limit_bytes: 512 * 1024 * 1024,
             request_timeout_secs: 30,
             home_country: "GB".into(),
             currency: "GBP".into(),

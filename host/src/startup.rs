@@ -77,6 +77,7 @@ impl Application {
         };
         let limits = HttpLimits {
             body_limit_bytes: config.body_limit_bytes,
+            import_limit_bytes: config.import_limit_bytes,
             request_timeout: Duration::from_secs(config.request_timeout_secs),
         };
         Ok(Self {

@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod duplicates;
 mod helpers;
+mod imports;
 mod merge;
 mod operations;
 mod privacy;

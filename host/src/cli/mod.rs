@@ -1,5 +1,6 @@
-//! The `masthead` command line: serve, migrate, and API key management.
+//! The `masthead` command line: serve, migrate, API keys, the circulation file and renewals.
 
+mod circulation;
 mod keys;
 
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, LogFormat, Overrides};
 use crate::services;
+use crate::services::legacy::ImportOptions;
 use crate::startup::{Application, shutdown_signal};
 use crate::store;
 
@@ -47,6 +49,26 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Load a legacy circulation file: subscribers.csv, then (optionally) terms.csv. Rows are
+    /// matched to known readers instead of created twice; rejected rows are written with
+    /// their line and reason to FILE.rejected.csv. See docs/import.md for the columns.
+    Import {
+        subscribers: PathBuf,
+        terms: Option<PathBuf>,
+        /// Check and match every row, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 5_000)]
+        batch_size: usize,
+    },
+    /// Write subscribers.csv and terms.csv, in the import's shape, into a folder.
+    Export { folder: PathBuf },
+    /// Renew every auto-renew term ending within the next days; safe to run again.
+    RenewDue {
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+    },
 }
 
 impl Cli {
@@ -77,6 +99,24 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(command) => keys::run(command, &config).await,
+        Command::Import {
+            subscribers,
+            terms,
+            dry_run,
+            batch_size,
+        } => {
+            anyhow::ensure!(
+                (1..=50_000).contains(&batch_size),
+                "--batch-size must be between 1 and 50000"
+            );
+            let options = ImportOptions {
+                dry_run,
+                batch_size,
+            };
+            circulation::import(&config, &subscribers, terms.as_deref(), options).await
+        }
+        Command::Export { folder } => circulation::export(&config, &folder).await,
+        Command::RenewDue { days } => circulation::renew_due(&config, days).await,
     }
 }
 

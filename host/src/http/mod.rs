@@ -5,6 +5,7 @@ mod audit;
 pub mod error;
 pub mod extract;
 mod health;
+mod imports;
 mod keys;
 mod publications;
 mod search;
@@ -59,6 +60,7 @@ pub struct AppState {
         (name = "subscribers", description = "The registry: cards, consents, merges, erasure"),
         (name = "publications", description = "Titles, formats, term lengths and price lists"),
         (name = "renewals", description = "Terms, one-step renewals, holds and cancellations"),
+        (name = "imports", description = "The legacy circulation file: CSV import and export"),
         (name = "keys", description = "API keys and the caller's identity"),
         (name = "staff", description = "Staff members (relationship managers)"),
         (name = "audit", description = "Who read or changed personal data"),
@@ -84,6 +86,8 @@ impl utoipa::Modify for SecurityAddon {
 /// Settings of the HTTP layer itself.
 pub struct HttpLimits {
     pub body_limit_bytes: usize,
+    /// Largest CSV file an import over HTTP accepts.
+    pub import_limit_bytes: usize,
     pub request_timeout: Duration,
 }
 
@@ -95,6 +99,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(subscribers::router())
         .merge(publications::router())
         .merge(terms::router())
+        .merge(imports::router().layer(DefaultBodyLimit::max(limits.import_limit_bytes)))
         .merge(search::router())
         .merge(audit::router())
         .split_for_parts();

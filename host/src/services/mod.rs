@@ -4,6 +4,7 @@ pub mod audit;
 pub mod catalogue;
 pub mod clock;
 pub mod keys;
+pub mod legacy;
 pub mod renewals;
 pub mod subscribers;
 

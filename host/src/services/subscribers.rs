@@ -115,6 +115,11 @@ impl Registry {
         Self { store, audit, home }
     }
 
+    /// The publisher's country, which national phone numbers and addresses default to.
+    pub fn home(&self) -> CountryCode {
+        self.home
+    }
+
     pub async fn create(
         &self,
         caller: &Caller,

@@ -57,6 +57,7 @@ where
         + super::SubscriberStore
         + super::CatalogueStore
         + super::TermStore
+        + super::BulkStore
         + super::AuditStore,
 {
     fn backend(&self) -> &'static str {

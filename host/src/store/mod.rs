@@ -6,6 +6,7 @@
 
 mod audit;
 mod backend;
+mod bulk;
 mod catalogue;
 mod keys;
 pub mod models;
@@ -171,6 +172,42 @@ pub trait TermStore: Send + Sync {
     ) -> StoreResult<Vec<DueTerm>>;
 }
 
+/// The batched paths of the legacy import and the export.
+#[async_trait]
+pub trait BulkStore: Send + Sync {
+    /// Subscribers (merged ones too) by legacy id.
+    async fn subscribers_by_legacy_id(&self, ids: &[String]) -> StoreResult<Vec<KnownSubscriber>>;
+    async fn subscribers_by_sequence(&self, ids: &[i64]) -> StoreResult<Vec<KnownSubscriber>>;
+    /// Live subscribers holding any of the terms of one kind: `(term, subscriber)`.
+    async fn subscribers_by_terms(
+        &self,
+        kind: crate::domain::search::TermKind,
+        terms: &[String],
+    ) -> StoreResult<Vec<(String, KnownSubscriber)>>;
+    /// Writes one batch in one transaction (or, for a dry run, rolls it back); returns the
+    /// sequences given to the new readers, in order.
+    async fn import_subscribers(
+        &self,
+        batch: &SubscriberBatch,
+        audit: AuditEntry,
+        commit: bool,
+    ) -> StoreResult<Vec<i64>>;
+    /// Which `(subscriber, publication, start)` already have a term.
+    async fn existing_terms(
+        &self,
+        keys: &[(i64, i64, NaiveDate)],
+    ) -> StoreResult<Vec<(i64, i64, NaiveDate)>>;
+    async fn import_terms(&self, terms: &[ImportedTerm], commit: bool) -> StoreResult<()>;
+    /// Subscribers that are not merged, by sequence after `after`.
+    async fn export_subscribers(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportedSubscriber>>;
+    /// Terms by id after `after`.
+    async fn export_terms(&self, after: i64, limit: i64) -> StoreResult<Vec<ExportedTerm>>;
+}
+
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
@@ -180,7 +217,7 @@ pub trait AuditStore: Send + Sync {
 /// Everything the service keeps, behind one object handlers share.
 #[async_trait]
 pub trait Store:
-    KeyStore + StaffStore + SubscriberStore + CatalogueStore + TermStore + AuditStore
+    KeyStore + StaffStore + SubscriberStore + CatalogueStore + TermStore + BulkStore + AuditStore
 {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;

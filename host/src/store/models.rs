@@ -252,3 +252,51 @@ pub struct DueTerm {
     pub term_id: i64,
     pub end: NaiveDate,
 }
+
+/// A reader from an import file, checked and ready to write.
+#[derive(Debug, Clone)]
+pub struct ImportedSubscriber {
+    pub legacy_id: String,
+    pub profile: Profile,
+    pub terms: Vec<SearchTerm>,
+}
+
+/// One batch of an import: new readers, and existing ones to tag with their legacy id.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriberBatch {
+    pub new: Vec<ImportedSubscriber>,
+    /// `(sequence, legacy_id)` of matched subscribers that had no legacy id yet.
+    pub tag: Vec<(i64, String)>,
+}
+
+/// A term from an import file, resolved to its subscriber and publication.
+#[derive(Debug, Clone)]
+pub struct ImportedTerm {
+    pub subscriber: i64,
+    pub term: NewTerm,
+    pub extension_days: i64,
+    pub cancellation: Option<(NaiveDate, String, Option<i64>)>,
+}
+
+/// A subscriber found while matching import rows.
+#[derive(Debug, Clone)]
+pub struct KnownSubscriber {
+    pub sequence: i64,
+    pub legacy_id: Option<String>,
+    pub merged_into: Option<i64>,
+}
+
+/// A subscriber as the export writes it.
+#[derive(Debug, Clone)]
+pub struct ExportedSubscriber {
+    pub subscriber: Subscriber,
+    pub legacy_id: Option<String>,
+}
+
+/// A term as the export writes it.
+#[derive(Debug, Clone)]
+pub struct ExportedTerm {
+    pub subscriber: SubscriberNumber,
+    pub legacy_id: Option<String>,
+    pub term: Term,
+}

@@ -20,8 +20,8 @@ use crate::domain::{
 };
 
 /// Subscribers that can still be found and changed.
-const LIVE: &str = "status NOT IN ('merged', 'erased')";
-const CARD_COLUMNS: &str =
+pub(super) const LIVE: &str = "status NOT IN ('merged', 'erased')";
+pub(super) const CARD_COLUMNS: &str =
     "id, status, profile, consents, merged_into, version, created_at, updated_at";
 const SUMMARY_COLUMNS: &str =
     "s.id, s.display_name, s.kind, s.status, s.postal_code, s.city, s.region";
@@ -30,7 +30,7 @@ const SUMMARY_COLUMNS: &str =
 const SUBSCRIBER_OWNED_TABLES: &[&str] = &["consent_events", "orders", "terms", "holds"];
 
 #[derive(FromRow)]
-struct CardRow {
+pub(super) struct CardRow {
     id: i64,
     status: String,
     profile: Json<ProfileDraft>,
@@ -108,21 +108,21 @@ struct ConsentEventRow {
 }
 
 /// The columns copied out of the profile so that lists and filters need no JSON.
-struct ProfileColumns {
-    kind: String,
-    status: String,
-    display_name: String,
-    postal_code: Option<String>,
-    city: Option<String>,
-    region: Option<String>,
-    country: Option<String>,
-    birth_year: Option<i32>,
-    relationship_manager: Option<i64>,
-    relationship_level: String,
+pub(super) struct ProfileColumns {
+    pub(super) kind: String,
+    pub(super) status: String,
+    pub(super) display_name: String,
+    pub(super) postal_code: Option<String>,
+    pub(super) city: Option<String>,
+    pub(super) region: Option<String>,
+    pub(super) country: Option<String>,
+    pub(super) birth_year: Option<i32>,
+    pub(super) relationship_manager: Option<i64>,
+    pub(super) relationship_level: String,
 }
 
 impl ProfileColumns {
-    fn of(profile: &Profile) -> Self {
+    pub(super) fn of(profile: &Profile) -> Self {
         let draft = profile.draft();
         let address = profile.main_address();
         Self {

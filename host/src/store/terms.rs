@@ -18,7 +18,7 @@ use crate::domain::money::{Currency, Money};
 use crate::domain::publication::PublicationCode;
 use crate::domain::term::{Cancellation, Discount, Hold, Term, hold_days};
 
-const TERM_COLUMNS: &str = "t.id, t.subscriber_id, p.code, t.format, t.months, t.start_date, \
+pub(super) const TERM_COLUMNS: &str = "t.id, t.subscriber_id, p.code, t.format, t.months, t.start_date, \
     t.end_date, t.extension_days, t.currency, t.list_price, t.discounts, t.price_paid, t.channel, \
     t.payment_method, t.auto_renew, t.renews_term_id, t.cancelled_effective, t.cancel_reason, \
     t.refund, t.cancelled_at, t.cancelled_by, t.created_at";
@@ -26,8 +26,9 @@ const ORDER_COLUMNS: &str =
     "id, subscriber_id, kind, idempotency_key, request_hash, created_at, created_by";
 
 #[derive(FromRow)]
-struct TermRow {
-    id: i64,
+pub(super) struct TermRow {
+    pub(super) id: i64,
+    pub(super) subscriber_id: i64,
     code: String,
     format: String,
     months: i32,
@@ -51,7 +52,7 @@ struct TermRow {
 }
 
 impl TermRow {
-    fn into_term(self, holds: Vec<Hold>) -> StoreResult<Term> {
+    pub(super) fn into_term(self, holds: Vec<Hold>) -> StoreResult<Term> {
         let currency = Currency::parse(&self.currency).map_err(StoreError::Corrupt)?;
         let money = |amount| Money::new(amount, currency);
         let cancellation = match (self.cancelled_effective, self.cancelled_at) {

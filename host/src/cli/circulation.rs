@@ -1,0 +1,216 @@
+//! `masthead import`, `export` and `renew-due`: the circulation file and the renewal run.
+
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::Config;
+use crate::domain::Role;
+use crate::services::audit::AuditLog;
+use crate::services::catalogue::Catalogue;
+use crate::services::clock::SystemClock;
+use crate::services::legacy::{
+    self, ImportObserver, ImportOptions, ImportReport, Importer, Rejection,
+};
+use crate::services::renewals::Circulation;
+use crate::services::subscribers::Registry;
+use crate::store::{self, Actor, Store};
+
+fn actor(name: &str) -> Actor {
+    Actor {
+        key_id: None,
+        name: name.to_owned(),
+        role: Role::Admin,
+    }
+}
+
+/// Writes each rejection to the report file and moves the progress bar.
+struct Terminal {
+    report: csv::Writer<File>,
+    bar: ProgressBar,
+}
+
+impl ImportObserver for Terminal {
+    fn rejected(&mut self, rejection: Rejection) {
+        let line = rejection.line.to_string();
+        if let Err(e) = self
+            .report
+            .write_record([line.as_str(), rejection.reason.as_str()])
+        {
+            tracing::error!(error = %e, "the rejection report could not be written");
+        }
+    }
+
+    fn progress(&mut self, bytes: u64) {
+        self.bar.set_position(bytes);
+    }
+}
+
+fn bar(path: &Path) -> ProgressBar {
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(size);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:>16} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    bar
+}
+
+pub async fn import(
+    config: &Config,
+    subscribers: &Path,
+    terms: Option<&Path>,
+    options: ImportOptions,
+) -> anyhow::Result<()> {
+    let store = store::open(&config.database_url()).await?;
+    let importer = Importer::new(
+        Arc::clone(&store),
+        config.home_country()?,
+        config.currency()?,
+        actor("import"),
+    );
+    let mut files = vec![(subscribers, true)];
+    files.extend(terms.map(|t| (t, false)));
+    let mut rejected = 0;
+    for (path, is_subscribers) in files {
+        let input = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let report_path = PathBuf::from(format!("{}.rejected.csv", path.display()));
+        let mut observer = Terminal {
+            report: csv::Writer::from_path(&report_path)
+                .with_context(|| format!("cannot write {}", report_path.display()))?,
+            bar: bar(path),
+        };
+        observer.report.write_record(["line", "reason"])?;
+        let started = std::time::Instant::now();
+        let report = if is_subscribers {
+            importer
+                .import_subscribers(input, &options, &mut observer)
+                .await
+        } else {
+            importer.import_terms(input, &options, &mut observer).await
+        }
+        .with_context(|| format!("the import of {} stopped", path.display()))?;
+        observer.bar.finish_and_clear();
+        observer.report.flush()?;
+        print_report(path, &report, started.elapsed());
+        if report.rejected > 0 {
+            println!(
+                "  rejected rows, with line and reason: {}",
+                report_path.display()
+            );
+        } else {
+            std::fs::remove_file(&report_path).ok();
+        }
+        rejected += report.rejected;
+    }
+    store.close().await;
+    if rejected > 0 {
+        anyhow::bail!(
+            "{rejected} rows were rejected; fix them and import again (imported rows are matched, not doubled)"
+        );
+    }
+    Ok(())
+}
+
+fn print_report(path: &Path, r: &ImportReport, took: std::time::Duration) {
+    let mode = if r.dry_run {
+        " (dry run: nothing written)"
+    } else {
+        ""
+    };
+    println!(
+        "{}{mode}: {} rows in {:.1} s: {} created, {} matched, {} unchanged, {} rejected; {} batches committed",
+        path.display(),
+        r.rows,
+        took.as_secs_f64(),
+        r.created,
+        r.matched,
+        r.unchanged,
+        r.rejected,
+        r.batches
+    );
+}
+
+pub async fn export(config: &Config, folder: &Path) -> anyhow::Result<()> {
+    let store = store::open(&config.database_url()).await?;
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let subscribers = folder.join("subscribers.csv");
+    let mut out = File::create(&subscribers)?;
+    let mut after = 0;
+    loop {
+        let page = legacy::export_subscribers(&*store, after).await?;
+        out.write_all(&page.csv)?;
+        match page.next {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    let terms = folder.join("terms.csv");
+    let mut out = File::create(&terms)?;
+    let mut after = 0;
+    loop {
+        let page = legacy::export_terms(&*store, after).await?;
+        out.write_all(&page.csv)?;
+        match page.next {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    println!("wrote {} and {}", subscribers.display(), terms.display());
+    store.close().await;
+    Ok(())
+}
+
+pub async fn renew_due(config: &Config, days: u32) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=90).contains(&days), "--days must be between 1 and 90");
+    let store: Arc<dyn Store> = store::open(&config.database_url()).await?;
+    let (audit, audit_task) = AuditLog::start(Arc::clone(&store));
+    let registry = Arc::new(Registry::new(
+        Arc::clone(&store),
+        audit.clone(),
+        config.home_country()?,
+    ));
+    let catalogue = Arc::new(Catalogue::new(Arc::clone(&store), config.currency()?));
+    let circulation = Circulation::new(
+        Arc::clone(&store),
+        audit.clone(),
+        registry,
+        catalogue,
+        Arc::new(SystemClock),
+        config.renewal_policy()?,
+    );
+    let report = circulation.auto_renew(actor("auto-renewal"), days).await?;
+    audit.flush().await;
+    drop(audit);
+    drop(circulation);
+    audit_task.abort();
+    println!(
+        "renewed {} terms ending {} to {}; {} could not be renewed",
+        report.renewed,
+        report.from.map(|d| d.to_string()).unwrap_or_default(),
+        report.until.map(|d| d.to_string()).unwrap_or_default(),
+        report.failed.len()
+    );
+    for failure in &report.failed {
+        println!(
+            "  {} term {}: {}",
+            failure.subscriber, failure.term, failure.reason
+        );
+    }
+    store.close().await;
+    Ok(())
+}

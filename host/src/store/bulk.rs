@@ -1,0 +1,391 @@
+//! The batched paths of the legacy import and the export: many rows per statement, one
+//! transaction per batch.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::types::Json;
+use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::audit::insert_audit;
+use super::backend::{Backend, SqlStore, enum_text};
+use super::subscribers::{CARD_COLUMNS, CardRow, LIVE, ProfileColumns};
+use super::terms::{TERM_COLUMNS, TermRow};
+use super::{
+    AuditEntry, BulkStore, ExportedSubscriber, ExportedTerm, ImportedTerm, KnownSubscriber,
+    StoreResult, SubscriberBatch,
+};
+use crate::domain::search::TermKind;
+use crate::domain::term::Discount;
+use crate::domain::{Consents, ProfileDraft, SubscriberNumber};
+
+/// `$from, $from+1, ...` for `count` values.
+fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($1, $2), ($3, $4), ...`: `rows` groups of `width` placeholders.
+fn value_rows(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(r * width + 1, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(FromRow)]
+struct KnownRow {
+    id: i64,
+    legacy_id: Option<String>,
+    merged_into: Option<i64>,
+}
+
+impl From<KnownRow> for KnownSubscriber {
+    fn from(row: KnownRow) -> Self {
+        Self {
+            sequence: row.id,
+            legacy_id: row.legacy_id,
+            merged_into: row.merged_into,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct ExportRow {
+    #[sqlx(flatten)]
+    card: CardRow,
+    legacy_id: Option<String>,
+}
+
+#[derive(FromRow)]
+struct ExportTermRow {
+    #[sqlx(flatten)]
+    term: TermRow,
+    legacy_id: Option<String>,
+}
+
+/// Rows per multi-row `INSERT`, kept under SQLite's 32,766 bound parameters.
+const SUBSCRIBER_ROWS: usize = 1_000;
+const TERM_ROWS: usize = 1_000;
+const SEARCH_TERM_ROWS: usize = 5_000;
+
+#[async_trait]
+impl<DB> BulkStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i32>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<NaiveDate>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> NaiveDate: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<ProfileDraft>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<Consents>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<Vec<Discount>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+{
+    async fn subscribers_by_legacy_id(&self, ids: &[String]) -> StoreResult<Vec<KnownSubscriber>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id, legacy_id, merged_into FROM subscribers WHERE legacy_id IN ({})",
+            placeholders(1, ids.len())
+        );
+        let mut query = sqlx::query_as::<DB, KnownRow>(&sql);
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let rows = query.fetch_all(&self.read).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn subscribers_by_sequence(&self, ids: &[i64]) -> StoreResult<Vec<KnownSubscriber>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id, legacy_id, merged_into FROM subscribers WHERE id IN ({})",
+            placeholders(1, ids.len())
+        );
+        let mut query = sqlx::query_as::<DB, KnownRow>(&sql);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.read).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn subscribers_by_terms(
+        &self,
+        kind: TermKind,
+        terms: &[String],
+    ) -> StoreResult<Vec<(String, KnownSubscriber)>> {
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT t.term, s.id, s.legacy_id, s.merged_into FROM search_terms t \
+             JOIN subscribers s ON s.id = t.subscriber_id \
+             WHERE t.kind = $1 AND s.{LIVE} AND t.term IN ({})",
+            placeholders(2, terms.len())
+        );
+        let mut query = sqlx::query_as::<DB, (String, i64, Option<String>, Option<i64>)>(&sql)
+            .bind(kind.as_str());
+        for term in terms {
+            query = query.bind(term.as_str());
+        }
+        let rows = query.fetch_all(&self.read).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(term, id, legacy_id, merged_into)| {
+                (
+                    term,
+                    KnownSubscriber {
+                        sequence: id,
+                        legacy_id,
+                        merged_into,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn import_subscribers(
+        &self,
+        batch: &SubscriberBatch,
+        audit: AuditEntry,
+        commit: bool,
+    ) -> StoreResult<Vec<i64>> {
+        let mut tx = self.write.begin().await?;
+        let mut ids = Vec::with_capacity(batch.new.len());
+        let consents = Json(Consents::new());
+        for chunk in batch.new.chunks(SUBSCRIBER_ROWS) {
+            let sql = format!(
+                "INSERT INTO subscribers (kind, status, display_name, profile, consents, \
+                 postal_code, city, region, country, birth_year, relationship_level, legacy_id, \
+                 version, created_at, updated_at) VALUES {} RETURNING id, legacy_id",
+                value_rows(chunk.len(), 15)
+            );
+            let mut query = sqlx::query_as::<DB, (i64, Option<String>)>(&sql);
+            for row in chunk {
+                let c = ProfileColumns::of(&row.profile);
+                query = query
+                    .bind(c.kind)
+                    .bind(c.status)
+                    .bind(c.display_name)
+                    .bind(Json(row.profile.draft().clone()))
+                    .bind(consents.clone())
+                    .bind(c.postal_code)
+                    .bind(c.city)
+                    .bind(c.region)
+                    .bind(c.country)
+                    .bind(c.birth_year)
+                    .bind(c.relationship_level)
+                    .bind(row.legacy_id.as_str())
+                    .bind(1_i64)
+                    .bind(audit.at)
+                    .bind(audit.at);
+            }
+            let returned: HashMap<String, i64> = query
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .filter_map(|(id, legacy)| Some((legacy?, id)))
+                .collect();
+            // RETURNING order is not promised, so each row is matched back by its legacy id.
+            for row in chunk {
+                let id = returned
+                    .get(row.legacy_id.as_str())
+                    .copied()
+                    .ok_or_else(|| {
+                        super::StoreError::Corrupt(
+                            "an imported row came back without its id".into(),
+                        )
+                    })?;
+                ids.push(id);
+            }
+        }
+        let search_terms: Vec<(&str, &str, i64)> = batch
+            .new
+            .iter()
+            .zip(&ids)
+            .flat_map(|(row, id)| {
+                row.terms
+                    .iter()
+                    .map(move |t| (t.kind.as_str(), t.term.as_str(), *id))
+            })
+            .collect();
+        for chunk in search_terms.chunks(SEARCH_TERM_ROWS) {
+            let sql = format!(
+                "INSERT INTO search_terms (kind, term, subscriber_id) VALUES {} ON CONFLICT DO NOTHING",
+                value_rows(chunk.len(), 3)
+            );
+            let mut query = sqlx::query::<DB>(&sql);
+            for (kind, term, id) in chunk {
+                query = query.bind(*kind).bind(*term).bind(*id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for (id, legacy_id) in &batch.tag {
+            sqlx::query(
+                "UPDATE subscribers SET legacy_id = $2 WHERE id = $1 AND legacy_id IS NULL",
+            )
+            .bind(*id)
+            .bind(legacy_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_audit::<DB>(&mut tx, &audit).await?;
+        if commit {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(ids)
+    }
+
+    async fn existing_terms(
+        &self,
+        keys: &[(i64, i64, NaiveDate)],
+    ) -> StoreResult<Vec<(i64, i64, NaiveDate)>> {
+        let wanted: HashSet<&(i64, i64, NaiveDate)> = keys.iter().collect();
+        let mut found = Vec::new();
+        let mut subscribers: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        subscribers.sort_unstable();
+        subscribers.dedup();
+        for chunk in subscribers.chunks(5_000) {
+            let sql = format!(
+                "SELECT subscriber_id, publication_id, start_date FROM terms \
+                 WHERE subscriber_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query_as::<DB, (i64, i64, NaiveDate)>(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            found.extend(
+                query
+                    .fetch_all(&self.read)
+                    .await?
+                    .into_iter()
+                    .filter(|row| wanted.contains(row)),
+            );
+        }
+        Ok(found)
+    }
+
+    async fn import_terms(&self, terms: &[ImportedTerm], commit: bool) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        for chunk in terms.chunks(TERM_ROWS) {
+            let sql = format!(
+                "INSERT INTO terms (subscriber_id, publication_id, format, months, start_date, \
+                 end_date, extension_days, currency, list_price, discounts, price_paid, channel, \
+                 payment_method, auto_renew, cancelled_effective, cancel_reason, refund, \
+                 cancelled_at, cancelled_by, created_at) VALUES {}",
+                value_rows(chunk.len(), 20)
+            );
+            let mut query = sqlx::query::<DB>(&sql);
+            for row in chunk {
+                let t = &row.term;
+                let (effective, reason, refund) = match &row.cancellation {
+                    Some((effective, reason, refund)) => {
+                        (Some(*effective), Some(reason.clone()), *refund)
+                    }
+                    None => (None, None, None),
+                };
+                let cancelled_at = effective.map(|_| Utc::now());
+                let cancelled_by = effective.map(|_| "import".to_owned());
+                query = query
+                    .bind(row.subscriber)
+                    .bind(t.publication_id)
+                    .bind(enum_text(&t.format))
+                    .bind(i32::try_from(t.months).unwrap_or(i32::MAX))
+                    .bind(t.start)
+                    .bind(t.end)
+                    .bind(i32::try_from(row.extension_days).unwrap_or(i32::MAX))
+                    .bind(t.list_price.currency.as_str())
+                    .bind(t.list_price.amount)
+                    .bind(Json(t.discounts.clone()))
+                    .bind(t.price_paid.amount)
+                    .bind(enum_text(&t.channel))
+                    .bind(enum_text(&t.payment_method))
+                    .bind(t.auto_renew)
+                    .bind(effective)
+                    .bind(reason)
+                    .bind(refund)
+                    .bind(cancelled_at)
+                    .bind(cancelled_by)
+                    .bind(Utc::now());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        if commit {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(())
+    }
+
+    async fn export_subscribers(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportedSubscriber>> {
+        let sql = format!(
+            "SELECT {CARD_COLUMNS}, legacy_id FROM subscribers \
+             WHERE id > $1 AND status <> 'merged' ORDER BY id LIMIT $2"
+        );
+        let rows: Vec<ExportRow> = sqlx::query_as(&sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(ExportedSubscriber {
+                    subscriber: row.card.try_into()?,
+                    legacy_id: row.legacy_id,
+                })
+            })
+            .collect()
+    }
+
+    async fn export_terms(&self, after: i64, limit: i64) -> StoreResult<Vec<ExportedTerm>> {
+        let sql = format!(
+            "SELECT {TERM_COLUMNS}, s.legacy_id FROM terms t \
+             JOIN publications p ON p.id = t.publication_id \
+             JOIN subscribers s ON s.id = t.subscriber_id \
+             WHERE t.id > $1 ORDER BY t.id LIMIT $2"
+        );
+        let rows: Vec<ExportTermRow> = sqlx::query_as(&sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let subscriber = SubscriberNumber::from_sequence(row.term.subscriber_id);
+                Ok(ExportedTerm {
+                    subscriber,
+                    legacy_id: row.legacy_id,
+                    term: row.term.into_term(Vec::new())?,
+                })
+            })
+            .collect()
+    }
+}
