@@ -20,18 +20,18 @@ use crate::domain::search::TermKind;
 use crate::domain::term::Discount;
 use crate::domain::{Consents, ProfileDraft, SubscriberNumber};
 
-/// `$from, $from+1, ...` for `count` values.
-fn placeholders(from: usize, count: usize) -> String {
+/// Parameters `from` to `from + count - 1`, comma-separated, in the backend's style.
+fn placeholders<DB: Backend>(from: usize, count: usize) -> String {
     (from..from + count)
-        .map(|i| format!("${i}"))
+        .map(DB::param)
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// `($1, $2), ($3, $4), ...`: `rows` groups of `width` placeholders.
-fn value_rows(rows: usize, width: usize) -> String {
+/// `(p1, p2), (p3, p4), ...`: `rows` groups of `width` parameters.
+fn value_rows<DB: Backend>(rows: usize, width: usize) -> String {
     (0..rows)
-        .map(|r| format!("({})", placeholders(r * width + 1, width)))
+        .map(|r| format!("({})", placeholders::<DB>(r * width + 1, width)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -103,7 +103,7 @@ where
         }
         let sql = format!(
             "SELECT id, legacy_id, merged_into FROM subscribers WHERE legacy_id IN ({})",
-            placeholders(1, ids.len())
+            placeholders::<DB>(1, ids.len())
         );
         let mut query = sqlx::query_as::<DB, KnownRow>(&sql);
         for id in ids {
@@ -119,7 +119,7 @@ where
         }
         let sql = format!(
             "SELECT id, legacy_id, merged_into FROM subscribers WHERE id IN ({})",
-            placeholders(1, ids.len())
+            placeholders::<DB>(1, ids.len())
         );
         let mut query = sqlx::query_as::<DB, KnownRow>(&sql);
         for id in ids {
@@ -140,8 +140,9 @@ where
         let sql = format!(
             "SELECT t.term, s.id, s.legacy_id, s.merged_into FROM search_terms t \
              JOIN subscribers s ON s.id = t.subscriber_id \
-             WHERE t.kind = $1 AND s.{LIVE} AND t.term IN ({})",
-            placeholders(2, terms.len())
+             WHERE t.kind = {} AND s.{LIVE} AND t.term IN ({})",
+            DB::param(1),
+            placeholders::<DB>(2, terms.len())
         );
         let mut query = sqlx::query_as::<DB, (String, i64, Option<String>, Option<i64>)>(&sql)
             .bind(kind.as_str());
@@ -178,7 +179,7 @@ where
                 "INSERT INTO subscribers (kind, status, display_name, profile, consents, \
                  postal_code, city, region, country, birth_year, relationship_level, legacy_id, \
                  version, created_at, updated_at) VALUES {} RETURNING id, legacy_id",
-                value_rows(chunk.len(), 15)
+                value_rows::<DB>(chunk.len(), 15)
             );
             let mut query = sqlx::query_as::<DB, (i64, Option<String>)>(&sql);
             for row in chunk {
@@ -232,7 +233,7 @@ where
         for chunk in search_terms.chunks(SEARCH_TERM_ROWS) {
             let sql = format!(
                 "INSERT INTO search_terms (kind, term, subscriber_id) VALUES {} ON CONFLICT DO NOTHING",
-                value_rows(chunk.len(), 3)
+                value_rows::<DB>(chunk.len(), 3)
             );
             let mut query = sqlx::query::<DB>(&sql);
             for (kind, term, id) in chunk {
@@ -271,7 +272,7 @@ where
             let sql = format!(
                 "SELECT subscriber_id, publication_id, start_date FROM terms \
                  WHERE subscriber_id IN ({})",
-                placeholders(1, chunk.len())
+                placeholders::<DB>(1, chunk.len())
             );
             let mut query = sqlx::query_as::<DB, (i64, i64, NaiveDate)>(&sql);
             for id in chunk {
@@ -296,7 +297,7 @@ where
                  end_date, extension_days, currency, list_price, discounts, price_paid, channel, \
                  payment_method, auto_renew, cancelled_effective, cancel_reason, refund, \
                  cancelled_at, cancelled_by, created_at) VALUES {}",
-                value_rows(chunk.len(), 20)
+                value_rows::<DB>(chunk.len(), 20)
             );
             let mut query = sqlx::query::<DB>(&sql);
             for row in chunk {
