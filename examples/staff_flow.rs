@@ -1,5 +1,7 @@
 //! A staff member's day at the reception desk, against a running Masthead:
-//! create a reader (or find the existing card), search for them as you type, update the card.
+//! create a reader (or find the existing card), search for them as you type, update the card,
+//! subscribe them to a title and renew it "like last year" in one step. (The catalogue step
+//! needs an admin key, as the initial one is.)
 //!
 //! ```sh
 //! cargo run -p masthead -- serve &            # first start writes data/initial-admin-key
@@ -119,5 +121,91 @@ async fn main() -> anyhow::Result<()> {
         card["addresses"][0]["city"],
         card["version"]
     );
+
+    // 4. The reader takes the daily newspaper: make sure the title and a price list exist.
+    let title = json!({
+        "code": "DAILY", "title": "The Daily Courier", "kind": "daily",
+        "formats": ["print", "digital"], "term_months": [12]
+    });
+    let response = client
+        .post(api("/publications"))
+        .bearer_auth(&key)
+        .json(&title)
+        .send()
+        .await?;
+    if response.status() == StatusCode::CREATED {
+        let prices = json!({ "effective_from": "2020-01-01", "prices": [
+            { "format": "print", "months": 12, "amount": 24000 },
+            { "format": "digital", "months": 12, "amount": 12000 }
+        ]});
+        client
+            .post(api("/publications/DAILY/price-lists"))
+            .bearer_auth(&key)
+            .json(&prices)
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    let history: Value = client
+        .get(api(&format!("/subscribers/{number}/terms")))
+        .bearer_auth(&key)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    if history["titles"].as_array().is_none_or(Vec::is_empty) {
+        let subscription = json!({
+            "publication": "DAILY", "format": "print", "months": 12,
+            "channel": "phone", "payment_method": "direct_debit", "auto_renew": true
+        });
+        let order: Value = client
+            .post(api(&format!("/subscribers/{number}/terms")))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", uuid_like(&number, "first"))
+            .json(&subscription)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let term = &order["terms"][0];
+        println!(
+            "subscribed to {} from {} to {} for {}",
+            term["publication"], term["start"], term["end"], order["total"]["total"]["amount"]
+        );
+    }
+
+    // 5. The reader calls to renew: one step, "like last year". A retry with the same key is
+    // answered with the same renewal; a title already renewed is not renewed twice.
+    let response = client
+        .post(api(&format!("/subscribers/{number}/renewals")))
+        .bearer_auth(&key)
+        .header("Idempotency-Key", uuid_like(&number, "renewal"))
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    match status {
+        StatusCode::CREATED => {
+            for term in body["terms"].as_array().into_iter().flatten() {
+                println!(
+                    "renewed {} from {}: list {}, paid {} ({} discounts)",
+                    term["publication"],
+                    term["start"],
+                    term["list_price"]["amount"],
+                    term["price_paid"]["amount"],
+                    term["discounts"].as_array().map_or(0, Vec::len)
+                );
+            }
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => println!("no renewal: {}", body["detail"]),
+        other => bail!("the renewal failed with {other}: {body}"),
+    }
     Ok(())
+}
+
+/// An idempotency key for one intended order of this reader (a real client uses a UUID).
+fn uuid_like(number: &str, purpose: &str) -> String {
+    format!("staff-flow-{number}-{purpose}")
 }

@@ -221,6 +221,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
     let terms_took = started.elapsed();
+    anyhow::ensure!(
+        readers.created == n as u64 && terms.created == 3 * n as u64 && rejected.0 == 0,
+        "the generated file did not import cleanly: {readers:?} {terms:?}"
+    );
     let total = readers_took + terms_took;
     println!(
         "masthead import ({}): subscribers {:.2} s ({} created), terms {:.2} s ({} created), \

@@ -51,7 +51,7 @@ pub enum Command {
     Keys(keys::KeysCommand),
     /// Load a legacy circulation file: subscribers.csv, then (optionally) terms.csv. Rows are
     /// matched to known readers instead of created twice; rejected rows are written with
-    /// their line and reason to FILE.rejected.csv. See docs/import.md for the columns.
+    /// their line and reason to FILE.rejected.csv. See examples/circulation/README.md for the columns.
     Import {
         subscribers: PathBuf,
         terms: Option<PathBuf>,
