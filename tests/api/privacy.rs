@@ -28,6 +28,7 @@ async fn an_export_holds_the_card_the_consents_and_who_accessed_it() {
     let export: Value = response.json().await.expect("json");
     assert_eq!(export["subscriber"]["family_name"], "Mustermann");
     assert_eq!(export["consent_history"][0]["purpose"], "marketing_phone");
+    assert_eq!(export["terms"], serde_json::json!([]));
     let actions: Vec<&str> = export["access_log"]
         .as_array()
         .expect("log")

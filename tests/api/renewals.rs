@@ -496,6 +496,14 @@ async fn cancellation_records_reason_and_refund_and_ends_service() {
     let history = history(&app, &number).await;
     assert_eq!(history["status"], "cancelled");
     assert_eq!(history["lifetime_revenue"]["amount"], 10_000);
+    // A subject access request includes the terms.
+    let export: Value = app
+        .get(&format!("/api/v1/subscribers/{number}/export"), &app.admin)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(export["terms"][0]["cancellation"]["reason"], "Moved abroad");
     // Nothing is left to renew "like last year".
     let body = problem(
         renew(&app, &number, "after-cancel", None).await,

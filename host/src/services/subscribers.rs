@@ -100,6 +100,8 @@ impl From<Subscriber> for SubscriberCard {
 pub struct SubscriberExport {
     pub subscriber: SubscriberCard,
     pub consent_history: Vec<ConsentEvent>,
+    /// Every term of every title, oldest first.
+    pub terms: Vec<crate::domain::term::Term>,
     /// Who read or changed this record, newest first.
     pub access_log: Vec<AuditRecord>,
 }
@@ -387,6 +389,7 @@ impl Registry {
             .await?;
         Ok(SubscriberExport {
             consent_history: self.store.consent_history(number).await?,
+            terms: self.store.list_terms(number).await?,
             subscriber: subscriber.into(),
             access_log,
         })
