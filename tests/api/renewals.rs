@@ -793,3 +793,56 @@ async fn a_merge_brings_the_renewal_history_along() {
     );
     assert_eq!(history["tenure"]["since"], "2020-01-01");
 }
+
+#[tokio::test]
+async fn a_discontinued_title_is_no_longer_sold_or_renewed_and_leaves_the_wallet() {
+    let app = spawn_app().await;
+    publication(&app, "DAILY", &[("2024-01-01", 20_000)]).await;
+    publication(&app, "WEEKLY", &[("2024-01-01", 8_000)]).await;
+    let number = reader(&app, "Discontinued").await;
+    app.set_today("2024-01-01");
+    subscribe(&app, &number, print_year("DAILY", "2024-01-01")).await;
+    subscribe(&app, &number, print_year("WEEKLY", "2024-01-01")).await;
+
+    let response = app
+        .request(Method::PATCH, "/api/v1/publications/WEEKLY", &app.admin)
+        .json(&json!({ "on_sale": false, "title": "The Weekly (closed)" }))
+        .send()
+        .await
+        .expect("request");
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let updated: Value = response.json().await.expect("json");
+    assert_eq!(updated["on_sale"], false);
+    assert_eq!(updated["title"], "The Weekly (closed)");
+    let history = history(&app, &number).await;
+    assert_eq!(
+        history["share_of_wallet"],
+        json!({ "held": 1, "offered": 1, "percent": 100 })
+    );
+    app.set_today("2024-12-01");
+    let body = problem(
+        renew(&app, &number, "k1", None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("WEEKLY is no longer sold")
+    );
+    let dropped = renew(&app, &number, "k2", Some(&json!({ "drop": ["WEEKLY"] }))).await;
+    assert_eq!(dropped.status(), StatusCode::CREATED);
+    let path = format!("/api/v1/subscribers/{number}/terms");
+    let response = send_order(&app, &path, "k3", Some(&print_year("WEEKLY", "2025-01-01"))).await;
+    let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["errors"][0]["field"], "publication");
+    let response = app
+        .request(Method::PATCH, "/api/v1/publications/WEEKLY", &app.admin)
+        .json(&json!({ "formats": ["digital"] }))
+        .send()
+        .await
+        .expect("request");
+    problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+}

@@ -106,6 +106,14 @@ pub struct PublicationDraft {
     pub formats: Vec<Format>,
     /// The term lengths sold, in months (1 to 36); at least one.
     pub term_months: Vec<u32>,
+    /// False once the title is discontinued: it can no longer be subscribed to or renewed,
+    /// and no longer counts as offered in a reader's share of wallet.
+    #[serde(default = "on_sale")]
+    pub on_sale: bool,
+}
+
+fn on_sale() -> bool {
+    true
 }
 
 impl PublicationDraft {
@@ -138,8 +146,9 @@ impl PublicationDraft {
         errors.into_result(self)
     }
 
+    /// Whether the title is on sale in this format and length.
     pub fn sells(&self, format: Format, months: u32) -> bool {
-        self.formats.contains(&format) && self.term_months.contains(&months)
+        self.on_sale && self.formats.contains(&format) && self.term_months.contains(&months)
     }
 }
 
@@ -230,6 +239,7 @@ mod tests {
             kind: PublicationKind::Daily,
             formats: vec![Format::Digital, Format::Print, Format::Print],
             term_months: vec![12, 1],
+            on_sale: true,
         }
         .check()
         .unwrap()

@@ -241,6 +241,17 @@ pub fn plan(
                 .unwrap_or(false),
         });
     }
+    for p in &planned {
+        if catalogue.get(&p.publication).is_some_and(|d| !d.on_sale) {
+            errors.add(
+                "drop",
+                format!(
+                    "{} is no longer sold; drop it (\"drop\": [\"{}\"]) or add another title",
+                    p.publication, p.publication
+                ),
+            );
+        }
+    }
     if errors.is_empty() && planned.is_empty() {
         let message = if ahead.is_empty() {
             "there is nothing to renew: the reader holds no current title; name titles in `add`"
@@ -270,6 +281,10 @@ fn check_sold(
     match catalogue.get(code) {
         None => {
             errors.add(field, format!("there is no publication {code}"));
+            false
+        }
+        Some(p) if !p.on_sale => {
+            errors.add(field, format!("{code} is no longer sold"));
             false
         }
         Some(p) if !p.sells(format, months) => {
@@ -316,7 +331,7 @@ mod tests {
     }
 
     fn catalogue() -> BTreeMap<PublicationCode, PublicationDraft> {
-        ["DAILY", "WEEKLY", "MAG"]
+        ["DAILY", "WEEKLY", "MAG", "OLD"]
             .into_iter()
             .map(|c| {
                 let draft = PublicationDraft {
@@ -325,6 +340,7 @@ mod tests {
                     kind: PublicationKind::Daily,
                     formats: vec![Format::Print, Format::Digital],
                     term_months: vec![6, 12],
+                    on_sale: c != "OLD",
                 };
                 (code(c), draft)
             })
@@ -477,6 +493,45 @@ mod tests {
             message.contains("already renewed (DAILY until 2026-12-31)"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_discontinued_title_must_be_dropped_and_cannot_be_added() {
+        let terms = [term(1, "OLD", "2025-01-01"), term(2, "DAILY", "2025-01-01")];
+        let today = date("2025-12-01");
+        let errors = plan(
+            &terms,
+            &RenewalChanges::default(),
+            &catalogue(),
+            today,
+            GRACE,
+        )
+        .unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .next()
+                .unwrap()
+                .message
+                .contains("OLD is no longer sold")
+        );
+        let changes = RenewalChanges {
+            drop: vec![code("OLD")],
+            ..RenewalChanges::default()
+        };
+        let planned = plan(&terms, &changes, &catalogue(), today, GRACE).unwrap();
+        assert_eq!(planned.len(), 1);
+        let changes = RenewalChanges {
+            add: vec![TitleChoice {
+                publication: code("OLD"),
+                format: Format::Print,
+                months: 12,
+            }],
+            drop: vec![code("OLD"), code("DAILY")],
+            ..RenewalChanges::default()
+        };
+        let errors = plan(&terms, &changes, &catalogue(), today, GRACE).unwrap_err();
+        assert_eq!(errors.iter().next().unwrap().field, "add[0]");
     }
 
     #[test]

@@ -10,12 +10,12 @@ use super::AppState;
 use super::error::{ApiResult, Problem};
 use super::extract::{AdminOnly, ApiJson, Auth, Code, StaffOrAdmin};
 use crate::domain::publication::{PriceListDraft, PublicationDraft};
-use crate::services::catalogue::PublicationView;
+use crate::services::catalogue::{PublicationPatch, PublicationView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_publication, list_publications))
-        .routes(routes!(get_publication))
+        .routes(routes!(get_publication, update_publication))
         .routes(routes!(add_price_list))
 }
 
@@ -73,6 +73,30 @@ async fn get_publication(
     Code(code): Code,
 ) -> ApiResult<Json<PublicationView>> {
     Ok(Json(state.catalogue.get(&code).await?))
+}
+
+/// Renames a title, or takes it off sale (`"on_sale": false`): it can then no longer be
+/// subscribed to or renewed, and existing terms run out. `true` puts it back on sale.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/publications/{code}",
+    tag = "publications",
+    params(("code" = String, Path, description = "Publication code, e.g. DAILY")),
+    request_body = PublicationPatch,
+    security(("api_key" = ["admin"])),
+    responses(
+        (status = 200, body = PublicationView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn update_publication(
+    State(state): State<AppState>,
+    _auth: Auth<AdminOnly>,
+    Code(code): Code,
+    ApiJson(patch): ApiJson<PublicationPatch>,
+) -> ApiResult<Json<PublicationView>> {
+    Ok(Json(state.catalogue.update(&code, patch).await?))
 }
 
 /// Adds a price list in force from its date until a later one begins. It must price every

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ServiceError, ServiceResult};
@@ -12,6 +12,15 @@ use crate::domain::publication::{
     Format, PriceListDraft, PublicationCode, PublicationDraft, PublicationKind, list_in_force,
 };
 use crate::store::{Publication, Store, StoreError};
+
+/// The parts of a title that can change.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicationPatch {
+    pub title: Option<String>,
+    /// False discontinues the title: no new terms or renewals; existing terms run out.
+    pub on_sale: Option<bool>,
+}
 
 /// A title as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -22,6 +31,7 @@ pub struct PublicationView {
     pub kind: PublicationKind,
     pub formats: Vec<Format>,
     pub term_months: Vec<u32>,
+    pub on_sale: bool,
     #[schema(value_type = String, example = "GBP")]
     pub currency: Currency,
     /// Every price list, oldest first; each is in force until the next begins.
@@ -74,6 +84,28 @@ impl Catalogue {
 
     pub async fn get(&self, code: &PublicationCode) -> ServiceResult<PublicationView> {
         Ok(self.view(self.load(code).await?))
+    }
+
+    /// Renames a title or takes it off (or back on) sale. Formats and lengths stay as they
+    /// were: every price list was checked against them.
+    pub async fn update(
+        &self,
+        code: &PublicationCode,
+        patch: PublicationPatch,
+    ) -> ServiceResult<PublicationView> {
+        let publication = self.load(code).await?;
+        let mut definition = publication.definition.clone();
+        if let Some(title) = patch.title {
+            definition.title = title;
+        }
+        if let Some(on_sale) = patch.on_sale {
+            definition.on_sale = on_sale;
+        }
+        let definition = definition.check().map_err(ServiceError::Invalid)?;
+        self.store
+            .update_publication(publication.id, &definition)
+            .await?;
+        self.get(code).await
     }
 
     /// Adds a price list. Lists are never edited: a change of price is a new list from a
@@ -140,6 +172,7 @@ impl Catalogue {
             kind: d.kind,
             formats: d.formats,
             term_months: d.term_months,
+            on_sale: d.on_sale,
             currency: self.currency,
             price_lists: publication
                 .price_lists

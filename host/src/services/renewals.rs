@@ -246,8 +246,16 @@ impl Circulation {
             })
             .collect();
         titles.sort_by_key(|t| std::cmp::Reverse(t.terms.first().map(|x| (x.start, x.id))));
-        let held = titles.iter().filter(|t| t.status.is_current()).count();
-        let offered = publications.len();
+        let on_sale = |code: &PublicationCode| {
+            publications
+                .iter()
+                .any(|p| &p.definition.code == code && p.definition.on_sale)
+        };
+        let held = titles
+            .iter()
+            .filter(|t| t.status.is_current() && on_sale(&t.publication))
+            .count();
+        let offered = publications.iter().filter(|p| p.definition.on_sale).count();
         RenewalHistory {
             subscriber: number,
             today,
@@ -315,7 +323,12 @@ impl Circulation {
         self.registry.load_live(number).await?;
         let publication = self.catalogue.load(&request.publication).await?;
         let mut errors = FieldErrors::default();
-        if !publication.definition.sells(request.format, request.months) {
+        if !publication.definition.on_sale {
+            errors.add(
+                "publication",
+                format!("{} is no longer sold", request.publication),
+            );
+        } else if !publication.definition.sells(request.format, request.months) {
             errors.add(
                 "months",
                 format!(
@@ -624,6 +637,13 @@ impl Circulation {
                 );
                 continue;
             };
+            if !publication.definition.on_sale {
+                errors.add(
+                    plan.publication.as_str(),
+                    format!("{} is no longer sold", plan.publication),
+                );
+                continue;
+            }
             let list =
                 match self
                     .catalogue

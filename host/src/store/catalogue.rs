@@ -113,6 +113,15 @@ where
         Ok(Some(assemble(row, lists)))
     }
 
+    async fn update_publication(&self, id: i64, definition: &PublicationDraft) -> StoreResult<()> {
+        sqlx::query("UPDATE publications SET definition = $2 WHERE id = $1")
+            .bind(id)
+            .bind(Json(definition.clone()))
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     async fn add_price_list(
         &self,
         publication_id: i64,

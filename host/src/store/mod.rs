@@ -133,6 +133,7 @@ pub trait CatalogueStore: Send + Sync {
     ) -> StoreResult<Publication>;
     async fn list_publications(&self) -> StoreResult<Vec<Publication>>;
     async fn get_publication(&self, code: &PublicationCode) -> StoreResult<Option<Publication>>;
+    async fn update_publication(&self, id: i64, definition: &PublicationDraft) -> StoreResult<()>;
     /// Adds a list; another list of the same title from the same day is a conflict.
     async fn add_price_list(
         &self,
