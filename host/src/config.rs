@@ -31,6 +31,8 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Largest CSV file accepted by the import over HTTP, in bytes.
     pub import_limit_bytes: usize,
+    /// Longest an import over HTTP may run before it is answered 503 (committed batches stay).
+    pub import_timeout_secs: u64,
     /// Longest a request may run before it is answered 503.
     pub request_timeout_secs: u64,
     /// The publisher's country: the default for addresses and national phone numbers.
@@ -91,6 +93,7 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             import_limit_bytes: 512 * 1024 * 1024,
             request_timeout_secs: 30,
+            import_timeout_secs: 3_600,
             home_country: "GB".into(),
             currency: "GBP".into(),
             renewals: RenewalSettings::default(),

@@ -72,13 +72,14 @@ impl Application {
             registry,
             catalogue,
             circulation: Arc::new(circulation),
+            import_limit_bytes: config.import_limit_bytes,
             audit: audit.clone(),
             metrics: telemetry::metrics_handle(),
         };
         let limits = HttpLimits {
             body_limit_bytes: config.body_limit_bytes,
-            import_limit_bytes: config.import_limit_bytes,
             request_timeout: Duration::from_secs(config.request_timeout_secs),
+            import_timeout: Duration::from_secs(config.import_timeout_secs),
         };
         Ok(Self {
             listener,

@@ -290,3 +290,30 @@ async fn the_cli_imports_exports_and_renews_due_terms() {
     let bad = run(vec!["renew-due".into(), "--days".into(), "0".into()]).await;
     assert!(bad.is_err());
 }
+
+#[tokio::test]
+async fn imports_have_their_own_body_limit() {
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.body_limit_bytes = 100;
+        config.import_limit_bytes = 4_096;
+    })
+    .await;
+
+    let fits = upload(&app, "subscribers", SUBSCRIBERS, true).await;
+    assert_eq!(fits["report"]["rows"], 5);
+    let too_big = SUBSCRIBERS.repeat(20);
+    let response = app
+        .request(Method::POST, "/api/v1/imports/subscribers", &app.admin)
+        .header("content-type", "text/csv")
+        .body(too_big)
+        .send()
+        .await
+        .expect("request");
+    let body = problem(response, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("masthead import")
+    );
+}

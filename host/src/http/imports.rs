@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,7 @@ async fn run_import(
     request: Request,
     subscribers: bool,
 ) -> ApiResult<Json<ImportAnswer>> {
-    let file = spool(request.into_body()).await?;
+    let file = spool(request, state.import_limit_bytes).await?;
     let importer = Importer::new(
         Arc::clone(&state.store),
         state.registry.home(),
@@ -127,7 +127,7 @@ async fn run_import(
             Ok(Json(ImportAnswer { report, rejections }))
         }
         Err(ImportError::BadFile(detail)) => Err(ApiError::with_status(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "invalid-csv",
             "Invalid CSV",
             detail,
@@ -136,8 +136,31 @@ async fn run_import(
     }
 }
 
-/// Writes the body to a temporary file, so the import reads it at its own pace.
-async fn spool(body: Body) -> ApiResult<std::fs::File> {
+fn too_large(limit: usize) -> ApiError {
+    ApiError::with_status(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "Body too large",
+        format!(
+            "the file is larger than this server accepts over HTTP ({limit} bytes, \
+             import_limit_bytes); import it with `masthead import` instead"
+        ),
+    )
+}
+
+/// Writes the body to a temporary file, so the import reads it at its own pace; refuses it
+/// as soon as it is known to exceed `limit`.
+async fn spool(request: Request, limit: usize) -> ApiResult<std::fs::File> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let body: Body = request.into_body();
+    let mut received = 0;
     let mut file = tempfile::tempfile().map_err(ApiError::internal)?;
     let mut writer = tokio::fs::File::from_std(file.try_clone().map_err(ApiError::internal)?);
     let mut stream = body.into_data_stream();
@@ -145,6 +168,10 @@ async fn spool(body: Body) -> ApiResult<std::fs::File> {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request("unreadable-body", format!("the upload broke off: {e}"))
         })?;
+        received += chunk.len();
+        if received > limit {
+            return Err(too_large(limit));
+        }
         writer.write_all(&chunk).await.map_err(ApiError::internal)?;
     }
     writer.flush().await.map_err(ApiError::internal)?;

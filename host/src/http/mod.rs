@@ -43,6 +43,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub catalogue: Arc<Catalogue>,
     pub circulation: Arc<Circulation>,
+    /// Largest CSV an import over HTTP accepts.
+    pub import_limit_bytes: usize,
     pub audit: AuditLog,
     pub metrics: PrometheusHandle,
 }
@@ -86,12 +88,15 @@ impl utoipa::Modify for SecurityAddon {
 /// Settings of the HTTP layer itself.
 pub struct HttpLimits {
     pub body_limit_bytes: usize,
-    /// Largest CSV file an import over HTTP accepts.
-    pub import_limit_bytes: usize,
     pub request_timeout: Duration,
+    /// Longest an import over HTTP may run.
+    pub import_timeout: Duration,
 }
 
 pub fn router(state: AppState, limits: &HttpLimits) -> Router {
+    let timeout = |limit| TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limit);
+    // Imports take large files and may run long; every other route answers quickly.
+    let imports = imports::router().layer(timeout(limits.import_timeout));
     let (routes, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(keys::router())
@@ -99,9 +104,10 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(subscribers::router())
         .merge(publications::router())
         .merge(terms::router())
-        .merge(imports::router().layer(DefaultBodyLimit::max(limits.import_limit_bytes)))
         .merge(search::router())
         .merge(audit::router())
+        .layer(timeout(limits.request_timeout))
+        .merge(imports)
         .split_for_parts();
     let api = Arc::new(api);
     let request_id = HeaderName::from_static("x-request-id");
@@ -116,10 +122,6 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route_layer(middleware::from_fn(track_metrics))
         .fallback(|| async { error::ApiError::not_found("no such route; see /api/v1/openapi.json") })
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            limits.request_timeout,
-        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // The path only: query strings can hold names typed into the search box.
