@@ -1,6 +1,7 @@
 //! The domain: types and rules of the subscriber business, free of SQL and HTTP.
 
 pub mod api_key;
+pub mod calendar;
 pub mod consent;
 pub mod contact;
 pub mod merge;
