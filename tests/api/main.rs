@@ -3,6 +3,7 @@
 
 mod auth;
 mod cli;
+mod demo;
 mod duplicates;
 mod helpers;
 mod imports;

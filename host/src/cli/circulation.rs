@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use chrono::Datelike;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
@@ -13,6 +14,7 @@ use crate::domain::Role;
 use crate::services::audit::AuditLog;
 use crate::services::catalogue::Catalogue;
 use crate::services::clock::SystemClock;
+use crate::services::demo;
 use crate::services::legacy::{
     self, ImportObserver, ImportOptions, ImportReport, Importer, Rejection,
 };
@@ -212,5 +214,101 @@ pub async fn renew_due(config: &Config, days: u32) -> anyhow::Result<()> {
         );
     }
     store.close().await;
+    Ok(())
+}
+
+/// Generates a demo publisher: the catalogue (added where missing) and `n` readers with their
+/// histories, loaded through the import, or written as CSV into `csv` instead.
+pub async fn demo_data(
+    config: &Config,
+    n: usize,
+    seed: u64,
+    csv: Option<&Path>,
+) -> anyhow::Result<()> {
+    let today = chrono::Utc::now().date_naive();
+    if let Some(folder) = csv {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        let readers = std::io::BufWriter::new(File::create(folder.join("subscribers.csv"))?);
+        let terms = std::io::BufWriter::new(File::create(folder.join("terms.csv"))?);
+        let summary = demo::write_circulation(n, seed, today, readers, terms)?;
+        println!(
+            "wrote {} readers ({} near-duplicates) and {} terms to {}",
+            summary.subscribers + summary.near_duplicates,
+            summary.near_duplicates,
+            summary.terms,
+            folder.display()
+        );
+        return Ok(());
+    }
+    let store = store::open(&config.database_url()).await?;
+    load_demo(&store, config, n, seed).await?;
+    store.close().await;
+    Ok(())
+}
+
+/// Adds the demo catalogue and readers to an open store.
+pub async fn load_demo(
+    store: &Arc<dyn Store>,
+    config: &Config,
+    n: usize,
+    seed: u64,
+) -> anyhow::Result<()> {
+    let today = chrono::Utc::now().date_naive();
+    for (draft, lists) in demo::catalogue(today.year()) {
+        let publication = match store.get_publication(&draft.code).await? {
+            Some(existing) => existing,
+            None => store.create_publication(&draft, chrono::Utc::now()).await?,
+        };
+        for list in lists {
+            if !publication
+                .price_lists
+                .iter()
+                .any(|l| l.effective_from == list.effective_from)
+            {
+                store
+                    .add_price_list(publication.id, &list, chrono::Utc::now(), "demo-data")
+                    .await?;
+            }
+        }
+    }
+    let folder = tempfile::tempdir()?;
+    let (readers_path, terms_path) = (
+        folder.path().join("subscribers.csv"),
+        folder.path().join("terms.csv"),
+    );
+    let summary = demo::write_circulation(
+        n,
+        seed,
+        today,
+        std::io::BufWriter::new(File::create(&readers_path)?),
+        std::io::BufWriter::new(File::create(&terms_path)?),
+    )?;
+    let importer = Importer::new(
+        Arc::clone(store),
+        config.home_country()?,
+        config.currency()?,
+        actor("demo-data"),
+    );
+    let mut quiet = legacy::CollectRejections::default();
+    let options = ImportOptions::default();
+    let readers = importer
+        .import_subscribers(File::open(&readers_path)?, &options, &mut quiet)
+        .await?;
+    let terms = importer
+        .import_terms(File::open(&terms_path)?, &options, &mut quiet)
+        .await?;
+    println!(
+        "demo data: {} readers created ({} matched as existing), {} near-duplicates among them, \
+         {} terms created ({} already present)",
+        readers.created, readers.matched, summary.near_duplicates, terms.created, terms.unchanged
+    );
+    if let Some(first) = quiet.0.first() {
+        anyhow::bail!(
+            "the demo data did not import cleanly: line {}: {}",
+            first.line,
+            first.reason
+        );
+    }
     Ok(())
 }

@@ -13,6 +13,7 @@ use crate::services;
 use crate::services::legacy::ImportOptions;
 use crate::startup::{Application, shutdown_signal};
 use crate::store;
+use crate::store::SubscriberFilter;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +44,9 @@ pub enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// On an empty database, first load a demo publisher with 10,000 readers.
+        #[arg(long)]
+        demo: bool,
     },
     /// Create or bring the database schema up to date, then exit.
     Migrate,
@@ -64,6 +68,18 @@ pub enum Command {
     },
     /// Write subscribers.csv and terms.csv, in the import's shape, into a folder.
     Export { folder: PathBuf },
+    /// Generate a believable publisher (titles, price lists, readers and their renewal
+    /// histories) and load it, or write it as the import's CSV files with --csv. The same
+    /// seed always gives the same data.
+    DemoData {
+        #[arg(long, default_value_t = 10_000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write subscribers.csv and terms.csv into this folder instead of the database.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// Renew every auto-renew term ending within the next days; safe to run again.
     RenewDue {
         #[arg(long, default_value_t = 14)]
@@ -74,7 +90,7 @@ pub enum Command {
 impl Cli {
     pub fn config(&self) -> anyhow::Result<Config> {
         let listen = match &self.command {
-            Command::Serve { listen } => *listen,
+            Command::Serve { listen, .. } => *listen,
             _ => None,
         };
         Config::load(
@@ -91,7 +107,7 @@ impl Cli {
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { .. } => serve(config).await,
+        Command::Serve { demo, .. } => serve(config, demo).await,
         Command::Migrate => {
             let store = store::open(&config.database_url()).await?;
             println!("{} database is up to date", store.backend());
@@ -117,11 +133,27 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Export { folder } => circulation::export(&config, &folder).await,
         Command::RenewDue { days } => circulation::renew_due(&config, days).await,
+        Command::DemoData {
+            subscribers,
+            seed,
+            csv,
+        } => circulation::demo_data(&config, subscribers, seed, csv.as_deref()).await,
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let app = Application::build(&config).await?;
+    if demo {
+        let store = app.store();
+        let empty = SubscriberFilter {
+            limit: 1,
+            ..SubscriberFilter::default()
+        };
+        if store.list_subscribers(&empty).await?.is_empty() {
+            tracing::info!("loading the demo publisher (10,000 readers); this takes a few seconds");
+            circulation::load_demo(&store, &config, 10_000, 1).await?;
+        }
+    }
     if let Some(path) = services::keys::bootstrap_admin(&*app.store(), &config.data_dir).await? {
         tracing::warn!(
             file = %path.display(),
