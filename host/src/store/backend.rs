@@ -17,6 +17,10 @@ pub trait Backend: Database {
     /// turned into a join over all its matches (which would defeat an early `LIMIT`).
     const PER_ROW_PROBE: &'static str;
 
+    /// Brings the planner's statistics of the tables a bulk import grows up to date; empty
+    /// where the planner needs none.
+    const REFRESH_STATISTICS: &'static str;
+
     /// The `i`th (1-based) bind parameter of a statement with many of them, bound in order.
     fn param(i: usize) -> String;
 }
@@ -26,6 +30,8 @@ impl Backend for sqlx::Sqlite {
     // The single writer connection already serialises every write transaction.
     const LOCK_ROW: &'static str = "";
     const PER_ROW_PROBE: &'static str = "";
+    // SQLite's planner picks the indexes these statements name without statistics.
+    const REFRESH_STATISTICS: &'static str = "";
 
     // Anonymous: SQLite looks a numbered parameter's name up by a linear scan, which makes a
     // statement with thousands of `$n` quadratic to bind.
@@ -39,6 +45,9 @@ impl Backend for sqlx::Postgres {
     const LOCK_ROW: &'static str = " FOR UPDATE";
     // PostgreSQL flattens EXISTS into a semi-join unless the subquery has an OFFSET.
     const PER_ROW_PROBE: &'static str = " OFFSET 0";
+    // Without it, a database loaded from empty keeps the plans of an empty one (a scan of
+    // every search term per lookup) until autovacuum gets round to analysing it.
+    const REFRESH_STATISTICS: &'static str = "ANALYZE subscribers, search_terms, terms";
 
     fn param(i: usize) -> String {
         format!("${i}")

@@ -342,6 +342,15 @@ where
         Ok(())
     }
 
+    async fn refresh_statistics(&self) -> StoreResult<()> {
+        if !DB::REFRESH_STATISTICS.is_empty() {
+            sqlx::query(DB::REFRESH_STATISTICS)
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn export_subscribers(
         &self,
         after: i64,

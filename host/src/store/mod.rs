@@ -207,6 +207,8 @@ pub trait BulkStore: Send + Sync {
     ) -> StoreResult<Vec<ExportedSubscriber>>;
     /// Terms by id after `after`.
     async fn export_terms(&self, after: i64, limit: i64) -> StoreResult<Vec<ExportedTerm>>;
+    /// Lets the query planner see how large an import has made the tables.
+    async fn refresh_statistics(&self) -> StoreResult<()>;
 }
 
 #[async_trait]

@@ -179,11 +179,13 @@ impl Importer {
             dry_run: options.dry_run,
             ..ImportReport::default()
         };
+        let mut analysed = 0;
         while let Some(batch) = batches.recv().await {
             let batch = batch.map_err(ImportError::BadFile)?;
             observer.progress(batch.bytes);
             self.subscriber_batch(batch.rows, options, &mut report, observer)
                 .await?;
+            self.keep_statistics_fresh(&report, &mut analysed).await?;
         }
         Ok(report)
     }
@@ -322,6 +324,20 @@ impl Importer {
         Ok(())
     }
 
+    /// After the first committed batch and every 20th, the planner learns the new sizes, so
+    /// that the lookups of later batches keep using their indexes.
+    async fn keep_statistics_fresh(
+        &self,
+        report: &ImportReport,
+        analysed: &mut u64,
+    ) -> Result<(), ImportError> {
+        if report.batches != *analysed && report.batches % 20 == 1 {
+            self.store.refresh_statistics().await?;
+            *analysed = report.batches;
+        }
+        Ok(())
+    }
+
     /// Live subscribers holding the rows' emails, phones, or names and postal codes.
     async fn known_by_duplicate_keys(
         &self,
@@ -372,11 +388,14 @@ impl Importer {
             dry_run: options.dry_run,
             ..ImportReport::default()
         };
+        let mut analysed = 0;
+        self.store.refresh_statistics().await?;
         while let Some(batch) = batches.recv().await {
             let batch = batch.map_err(ImportError::BadFile)?;
             observer.progress(batch.bytes);
             self.term_batch(batch.rows, &publications, options, &mut report, observer)
                 .await?;
+            self.keep_statistics_fresh(&report, &mut analysed).await?;
         }
         Ok(report)
     }
