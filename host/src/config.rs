@@ -40,6 +40,69 @@ pub struct Config {
     /// The house currency (ISO 4217): every price and payment is in it.
     pub currency: String,
     pub renewals: RenewalSettings,
+    pub plugins: PluginSettings,
+}
+
+/// `[plugins]`: the sandbox caps every plugin runs within (a manifest may ask for less), and
+/// how batches are run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginSettings {
+    /// Largest component an upload accepts, in MiB (interpreter-based plugins are ~20 MiB).
+    pub max_component_mib: u32,
+    /// Linear memory of one plugin instance, in MiB.
+    pub max_memory_mib: u32,
+    /// Fuel (about one unit per WebAssembly instruction) for one batch.
+    pub fuel_per_batch: u64,
+    /// Wall-clock deadline of one call, in milliseconds.
+    pub deadline_ms: u64,
+    /// Log lines a plugin may write per call, and their length in bytes.
+    pub max_log_lines: usize,
+    pub max_log_line_bytes: usize,
+    /// The results of one batch, in bytes.
+    pub max_result_bytes: usize,
+    /// Plugin instances alive at once; further calls wait.
+    pub max_instances: u32,
+    /// Consecutive failing batches after which a plugin is disabled.
+    pub failure_threshold: u32,
+    /// Readers per batch in a segment refresh.
+    pub batch_size: usize,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            max_component_mib: 40,
+            max_memory_mib: 64,
+            fuel_per_batch: 5_000_000_000,
+            deadline_ms: 2_000,
+            max_log_lines: 100,
+            max_log_line_bytes: 1_024,
+            max_result_bytes: 16 << 20,
+            max_instances: 32,
+            failure_threshold: 5,
+            batch_size: 1_000,
+        }
+    }
+}
+
+impl PluginSettings {
+    pub fn runtime(&self) -> crate::runtime::RuntimeSettings {
+        crate::runtime::RuntimeSettings {
+            max_component_bytes: (self.max_component_mib as usize) << 20,
+            caps: crate::domain::plugin::Limits {
+                memory_mib: self.max_memory_mib,
+                fuel_per_batch: self.fuel_per_batch,
+                deadline_ms: self.deadline_ms,
+            },
+            log: crate::runtime::LogCaps {
+                lines: self.max_log_lines,
+                line_bytes: self.max_log_line_bytes,
+            },
+            max_result_bytes: self.max_result_bytes,
+            max_instances: self.max_instances.max(1),
+        }
+    }
 }
 
 /// `[renewals]`: the grace period and the loyalty discount.
@@ -97,6 +160,7 @@ impl Default for Config {
             home_country: "GB".into(),
             currency: "GBP".into(),
             renewals: RenewalSettings::default(),
+            plugins: PluginSettings::default(),
         }
     }
 }

@@ -1,11 +1,12 @@
 //! Masthead: the subscriber database and CRM plugin host of a publisher.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod runtime;
 pub mod services;
 pub mod startup;
 pub mod store;

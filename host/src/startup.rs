@@ -12,9 +12,13 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::http::{self, AppState, HttpLimits};
+use crate::runtime::PluginRuntime;
 use crate::services::audit::AuditLog;
 use crate::services::catalogue::Catalogue;
 use crate::services::clock::{Clock, SystemClock};
+use crate::services::plugins::Plugins;
+use crate::services::plugins::offers::Offers;
+use crate::services::plugins::segments::Segments;
 use crate::services::renewals::Circulation;
 use crate::services::subscribers::Registry;
 use crate::store::{self, Store};
@@ -64,9 +68,30 @@ impl Application {
             audit.clone(),
             Arc::clone(&registry),
             Arc::clone(&catalogue),
-            clock,
+            Arc::clone(&clock),
             config.renewal_policy()?,
         );
+        let grace_days = i64::from(config.renewals.grace_days);
+        let runtime = Arc::new(PluginRuntime::new(config.plugins.runtime())?);
+        let plugins = Arc::new(Plugins::new(
+            Arc::clone(&store),
+            audit.clone(),
+            runtime,
+            Arc::clone(&clock),
+            config.plugins.failure_threshold,
+        ));
+        let segments = Arc::new(Segments::new(
+            Arc::clone(&plugins),
+            config.currency()?,
+            grace_days,
+            config.plugins.batch_size,
+        ));
+        let offers = Arc::new(Offers::new(
+            Arc::clone(&plugins),
+            Arc::clone(&registry),
+            config.currency()?,
+            grace_days,
+        ));
         let state = AppState {
             store: Arc::clone(&store),
             registry,
@@ -75,11 +100,15 @@ impl Application {
             import_limit_bytes: config.import_limit_bytes,
             audit: audit.clone(),
             metrics: telemetry::metrics_handle(),
+            plugins,
+            segments,
+            offers,
         };
         let limits = HttpLimits {
             body_limit_bytes: config.body_limit_bytes,
             request_timeout: Duration::from_secs(config.request_timeout_secs),
             import_timeout: Duration::from_secs(config.import_timeout_secs),
+            max_component_bytes: (config.plugins.max_component_mib as usize) << 20,
         };
         Ok(Self {
             listener,

@@ -23,6 +23,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The service's clock; tests move it to a chosen day.
     pub clock: FixedClock,
+    /// The configuration this instance runs with (for a second instance on the same data).
+    pub config: Config,
     _database: TestDatabase,
 }
 
@@ -125,11 +127,25 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
             .build()
             .expect("client"),
         clock,
+        config,
         _database: database,
     }
 }
 
 impl TestApp {
+    /// Starts another instance of the service on the same database (as a second host behind
+    /// a load balancer, or the same host after a restart) and returns its address.
+    pub async fn another_instance(&self) -> String {
+        let url = self.config.database_url.clone().expect("a database url");
+        let store = store::open(&url).await.expect("open the database again");
+        let app = Application::build_with_clock(&self.config, store, Arc::new(self.clock.clone()))
+            .await
+            .expect("build the second instance");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        address
+    }
+
     /// Moves the service's clock to noon (UTC) on `day` (YYYY-MM-DD).
     pub fn set_today(&self, day: &str) {
         let noon = format!("{day}T12:00:00Z")

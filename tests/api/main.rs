@@ -9,6 +9,7 @@ mod helpers;
 mod imports;
 mod merge;
 mod operations;
+mod plugins;
 mod privacy;
 mod renewals;
 mod search;

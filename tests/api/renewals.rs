@@ -8,7 +8,7 @@ use crate::helpers::{TestApp, person, problem, spawn_app};
 
 /// A title sold in print and digital for 6 or 12 months, with a price list from each
 /// `(date, 12-month print price)`; digital costs half, six months 55 %.
-async fn publication(app: &TestApp, code: &str, lists: &[(&str, i64)]) {
+pub(crate) async fn publication(app: &TestApp, code: &str, lists: &[(&str, i64)]) {
     let body = json!({
         "code": code, "title": format!("The {code}"), "kind": "daily",
         "formats": ["print", "digital"], "term_months": [6, 12],
@@ -38,7 +38,7 @@ async fn publication(app: &TestApp, code: &str, lists: &[(&str, i64)]) {
     }
 }
 
-async fn reader(app: &TestApp, family: &str) -> String {
+pub(crate) async fn reader(app: &TestApp, family: &str) -> String {
     let card = app.create(person("Ada", family)).await;
     card["number"].as_str().expect("number").to_owned()
 }
@@ -54,7 +54,7 @@ async fn send_order(app: &TestApp, path: &str, key: &str, body: Option<&Value>) 
 }
 
 /// Subscribes `number` to a title from `start`; returns the order.
-async fn subscribe(app: &TestApp, number: &str, body: Value) -> Value {
+pub(crate) async fn subscribe(app: &TestApp, number: &str, body: Value) -> Value {
     let key = uuid::Uuid::new_v4().to_string();
     let path = format!("/api/v1/subscribers/{number}/terms");
     let response = send_order(app, &path, &key, Some(&body)).await;
@@ -64,7 +64,7 @@ async fn subscribe(app: &TestApp, number: &str, body: Value) -> Value {
     order
 }
 
-fn print_year(code: &str, start: &str) -> Value {
+pub(crate) fn print_year(code: &str, start: &str) -> Value {
     json!({
         "publication": code, "format": "print", "months": 12, "start": start,
         "channel": "phone", "payment_method": "direct_debit",
@@ -291,7 +291,9 @@ async fn concurrent_double_renewal_creates_exactly_one() {
         }
     }
     assert_eq!(orders.len(), 1, "exactly one renewal order");
-    assert!((1..=3).contains(&refused), "{refused} refused");
+    // Every click but the winner may be refused: a retry that overlaps the winning request
+    // under the same key is told to retry (409) rather than waiting for it.
+    assert!((1..=5).contains(&refused), "{refused} refused");
     let history = history(&app, &number).await;
     assert_eq!(
         history["titles"][0]["terms"].as_array().map(Vec::len),

@@ -6,6 +6,7 @@ pub mod consent;
 pub mod contact;
 pub mod merge;
 pub mod money;
+pub mod plugin;
 pub mod pricing;
 pub mod publication;
 pub mod renewal;

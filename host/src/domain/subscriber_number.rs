@@ -57,6 +57,11 @@ impl SubscriberNumber {
         self.0
     }
 
+    /// The full number, check digit included, as digits.
+    pub fn value(self) -> u64 {
+        self.0 as u64 * 10 + u64::from(self.check_digit())
+    }
+
     /// The check digit appended to the sequence.
     pub fn check_digit(self) -> u8 {
         damm_interim(self.0.to_string().bytes().map(|b| b - b'0'))

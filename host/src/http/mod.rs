@@ -7,8 +7,11 @@ pub mod extract;
 mod health;
 mod imports;
 mod keys;
+mod offers;
+mod plugins;
 mod publications;
 mod search;
+mod segments;
 mod staff;
 mod subscribers;
 mod terms;
@@ -32,6 +35,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::services::audit::AuditLog;
 use crate::services::catalogue::Catalogue;
+use crate::services::plugins::Plugins;
+use crate::services::plugins::offers::Offers;
+use crate::services::plugins::segments::Segments;
 use crate::services::renewals::Circulation;
 use crate::services::subscribers::Registry;
 use crate::store::Store;
@@ -47,6 +53,9 @@ pub struct AppState {
     pub import_limit_bytes: usize,
     pub audit: AuditLog,
     pub metrics: PrometheusHandle,
+    pub plugins: Arc<Plugins>,
+    pub segments: Arc<Segments>,
+    pub offers: Arc<Offers>,
 }
 
 #[derive(OpenApi)]
@@ -66,6 +75,9 @@ pub struct AppState {
         (name = "keys", description = "API keys and the caller's identity"),
         (name = "staff", description = "Staff members (relationship managers)"),
         (name = "audit", description = "Who read or changed personal data"),
+        (name = "plugins", description = "WebAssembly plugins: upload, enable, roll back, failures"),
+        (name = "segments", description = "Segments decided by segmenter plugins"),
+        (name = "offers", description = "One-to-one offers from offer-provider plugins"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -91,6 +103,8 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Longest an import over HTTP may run.
     pub import_timeout: Duration,
+    /// Largest plugin component accepted by an upload.
+    pub max_component_bytes: usize,
 }
 
 pub fn router(state: AppState, limits: &HttpLimits) -> Router {
@@ -106,6 +120,9 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(terms::router())
         .merge(search::router())
         .merge(audit::router())
+        .merge(plugins::router(limits.max_component_bytes))
+        .merge(segments::router())
+        .merge(offers::router())
         .layer(timeout(limits.request_timeout))
         .merge(imports)
         .split_for_parts();

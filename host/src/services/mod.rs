@@ -6,6 +6,7 @@ pub mod clock;
 pub mod demo;
 pub mod keys;
 pub mod legacy;
+pub mod plugins;
 pub mod renewals;
 pub mod subscribers;
 

@@ -117,6 +117,10 @@ impl Registry {
         Self { store, audit, home }
     }
 
+    pub(crate) fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+
     /// The publisher's country, which national phone numbers and addresses default to.
     pub fn home(&self) -> CountryCode {
         self.home

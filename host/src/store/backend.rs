@@ -80,7 +80,10 @@ where
         + super::CatalogueStore
         + super::TermStore
         + super::BulkStore
-        + super::AuditStore,
+        + super::AuditStore
+        + super::PluginStore
+        + super::ViewStore
+        + super::SegmentStore,
 {
     fn backend(&self) -> &'static str {
         DB::SCHEME

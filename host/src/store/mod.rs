@@ -10,12 +10,15 @@ mod bulk;
 mod catalogue;
 mod keys;
 pub mod models;
+mod plugins;
 mod postgres;
+mod segments;
 mod sql;
 mod sqlite;
 mod staff;
 mod subscribers;
 mod terms;
+mod views;
 
 use std::sync::Arc;
 
@@ -218,9 +221,119 @@ pub trait AuditStore: Send + Sync {
 }
 
 /// Everything the service keeps, behind one object handlers share.
+/// The reads behind the views plugins get of readers.
+#[async_trait]
+pub trait ViewStore: Send + Sync {
+    /// Live (unmerged) subscribers.
+    async fn count_readers(&self) -> StoreResult<i64>;
+    /// Live subscribers with a sequence above `after` (and at most `through`), in order.
+    async fn reader_rows(
+        &self,
+        after: i64,
+        through: Option<i64>,
+        limit: i64,
+        with_profile: bool,
+    ) -> StoreResult<Vec<ReaderRow>>;
+    /// The terms (without holds) of subscribers `first..=last`, by subscriber, oldest first.
+    async fn reader_terms(&self, first: i64, last: i64) -> StoreResult<Vec<(i64, Term)>>;
+}
+
+/// Segments defined by plugins, their refreshes and members.
+#[async_trait]
+pub trait SegmentStore: Send + Sync {
+    /// A taken name is a conflict.
+    async fn insert_segment(&self, new: NewSegment) -> StoreResult<SegmentRecord>;
+    async fn list_segments(&self) -> StoreResult<Vec<SegmentRecord>>;
+    async fn get_segment(&self, name: &str) -> StoreResult<Option<SegmentRecord>>;
+    /// Removes the segment with its members and refresh history.
+    async fn delete_segment(&self, id: i64) -> StoreResult<()>;
+    /// Starts a refresh job; one already running is a conflict.
+    async fn start_refresh(
+        &self,
+        segment_id: i64,
+        plugin_version: &str,
+        total: i64,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<RefreshRecord>;
+    async fn refresh_progress(&self, id: i64, processed: i64, failed: i64) -> StoreResult<()>;
+    /// Replaces the members in one transaction and marks the refresh done.
+    async fn finish_refresh(
+        &self,
+        id: i64,
+        segment_id: i64,
+        members: &[i64],
+        failed: i64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Marks the refresh failed; the members of the last good refresh stay.
+    async fn fail_refresh(&self, id: i64, error: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// The latest refreshes, newest first.
+    async fn refreshes(&self, segment_id: i64, limit: i64) -> StoreResult<Vec<RefreshRecord>>;
+    /// Members with a sequence above `after`, in order.
+    async fn segment_members(
+        &self,
+        segment_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<SubscriberSummary>>;
+}
+
+/// Plugins: versions, lifecycle, failures.
+#[async_trait]
+pub trait PluginStore: Send + Sync {
+    /// Stores a new version (creating the plugin on its first upload) with an "uploaded"
+    /// event. A taken version, or a kind other than the plugin's, is a conflict.
+    async fn insert_plugin_version(&self, new: NewPluginVersion) -> StoreResult<()>;
+    async fn list_plugins(&self) -> StoreResult<Vec<PluginRecord>>;
+    async fn get_plugin(&self, id: &str) -> StoreResult<Option<PluginRecord>>;
+    /// Every version, oldest first.
+    async fn plugin_versions(&self, id: &str) -> StoreResult<Vec<PluginVersionRecord>>;
+    /// The component and its compiled artefact.
+    async fn plugin_artefacts(
+        &self,
+        id: &str,
+        version: &str,
+    ) -> StoreResult<Option<(Vec<u8>, Vec<u8>)>>;
+    async fn change_plugin_state(
+        &self,
+        id: &str,
+        change: PluginStateChange,
+    ) -> StoreResult<PluginRecord>;
+    async fn set_plugin_config(
+        &self,
+        id: &str,
+        config: &std::collections::BTreeMap<String, crate::domain::plugin::SettingValue>,
+        event: PluginEvent,
+    ) -> StoreResult<PluginRecord>;
+    /// Removes the plugin and its versions; refused while segments use it.
+    async fn delete_plugin(&self, id: &str, event: PluginEvent) -> StoreResult<()>;
+    /// Records a failed batch; at `threshold` consecutive failures of the active version the
+    /// plugin is disabled. Returns whether this failure tripped the breaker.
+    async fn record_plugin_failure(
+        &self,
+        id: &str,
+        failure: &PluginFailureRecord,
+        threshold: i64,
+    ) -> StoreResult<bool>;
+    async fn record_plugin_success(&self, id: &str, version: &str) -> StoreResult<()>;
+    /// The latest failures, newest first.
+    async fn plugin_failures(&self, id: &str, limit: i64) -> StoreResult<Vec<PluginFailureRecord>>;
+    async fn plugin_events(&self, id: &str) -> StoreResult<Vec<PluginEvent>>;
+}
+
 #[async_trait]
 pub trait Store:
-    KeyStore + StaffStore + SubscriberStore + CatalogueStore + TermStore + BulkStore + AuditStore
+    KeyStore
+    + StaffStore
+    + SubscriberStore
+    + CatalogueStore
+    + TermStore
+    + BulkStore
+    + AuditStore
+    + PluginStore
+    + ViewStore
+    + SegmentStore
 {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;

@@ -1,5 +1,7 @@
 //! The records the store reads and writes.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -299,4 +301,127 @@ pub struct ExportedTerm {
     pub subscriber: SubscriberNumber,
     pub legacy_id: Option<String>,
     pub term: Term,
+}
+
+/// A plugin: its kind, which version runs, and whether it is on.
+#[derive(Debug, Clone)]
+pub struct PluginRecord {
+    pub id: String,
+    pub kind: crate::domain::plugin::PluginKind,
+    pub active_version: Option<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    /// Installation overrides of the manifest's configuration defaults.
+    pub config: BTreeMap<String, crate::domain::plugin::SettingValue>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One uploaded version of a plugin (without its bytes).
+#[derive(Debug, Clone)]
+pub struct PluginVersionRecord {
+    pub plugin_id: String,
+    pub version: String,
+    pub manifest: crate::domain::plugin::Manifest,
+    pub api_version: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub pii_granted: bool,
+    pub uploaded_by: String,
+    pub uploaded_at: DateTime<Utc>,
+    pub consecutive_failures: i64,
+}
+
+pub struct NewPluginVersion {
+    pub manifest: crate::domain::plugin::Manifest,
+    pub api_version: String,
+    pub sha256: String,
+    pub component: Vec<u8>,
+    pub compiled: Vec<u8>,
+    pub pii_granted: bool,
+    pub uploaded_by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A step in a plugin's life, for its history.
+#[derive(Debug, Clone)]
+pub struct PluginEvent {
+    pub version: Option<String>,
+    pub action: String,
+    pub detail: Option<String>,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A change of which version runs and whether the plugin is on, with the event that says why.
+pub struct PluginStateChange {
+    pub active_version: Option<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub event: PluginEvent,
+}
+
+/// A failed batch of one plugin version.
+#[derive(Debug, Clone)]
+pub struct PluginFailureRecord {
+    pub version: String,
+    pub cause: String,
+    pub message: String,
+    pub records: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// What a plugin view of a reader needs from the subscriber row.
+#[derive(Debug, Clone)]
+pub struct ReaderRow {
+    pub sequence: i64,
+    pub region: Option<String>,
+    pub postal_code: Option<String>,
+    pub birth_year: Option<u16>,
+    pub consents: Consents,
+    /// Read only when a plugin may see contact details or attributes.
+    pub profile: Option<Profile>,
+}
+
+/// A segment defined by a segmenter plugin and one of the keys it returns.
+#[derive(Debug, Clone)]
+pub struct SegmentRecord {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub plugin_id: String,
+    pub plugin_version: Option<String>,
+    pub segment_key: String,
+    pub size: Option<i64>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct NewSegment {
+    pub name: String,
+    pub description: Option<String>,
+    pub plugin_id: String,
+    pub plugin_version: Option<String>,
+    pub segment_key: String,
+    pub created_by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One refresh of a segment: a job while it runs, a point of the size history after.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RefreshRecord {
+    pub id: i64,
+    /// running, done or failed.
+    pub state: String,
+    pub plugin_version: String,
+    pub processed: i64,
+    pub total: i64,
+    pub size: Option<i64>,
+    /// Records the plugin returned an error for (left out of the segment).
+    pub failed_records: i64,
+    pub error: Option<String>,
+    pub started_by: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
 }

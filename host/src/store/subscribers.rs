@@ -23,7 +23,7 @@ use crate::domain::{
 pub(super) const LIVE: &str = "status NOT IN ('merged', 'erased')";
 pub(super) const CARD_COLUMNS: &str =
     "id, status, profile, consents, merged_into, version, created_at, updated_at";
-const SUMMARY_COLUMNS: &str =
+pub(super) const SUMMARY_COLUMNS: &str =
     "s.id, s.display_name, s.kind, s.status, s.postal_code, s.city, s.region";
 
 /// The tables whose rows belong to one subscriber and follow it into a merge.
@@ -58,7 +58,7 @@ impl TryFrom<CardRow> for Subscriber {
 }
 
 #[derive(FromRow)]
-struct SummaryRow {
+pub(super) struct SummaryRow {
     id: i64,
     display_name: String,
     kind: String,
@@ -524,6 +524,12 @@ where
             .execute(&mut *tx)
             .await?;
         }
+        // Segment memberships are derived: the merged number leaves its segments, and the
+        // next refresh places the kept reader.
+        sqlx::query("DELETE FROM segment_members WHERE subscriber_id = $1")
+            .bind(source)
+            .execute(&mut *tx)
+            .await?;
         // Numbers merged into the source earlier now lead straight to the target.
         sqlx::query("UPDATE subscribers SET merged_into = $1 WHERE merged_into = $2")
             .bind(target)

@@ -1,0 +1,167 @@
+//! Segments defined by segmenter plugins, their background refreshes, and their members.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{AdminOnly, ApiJson, ApiQuery, Auth, StaffOrAdmin};
+use crate::services::plugins::segments::{MembersPage, SegmentDraft, SegmentView};
+use crate::store::RefreshRecord;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_segment, list_segments))
+        .routes(routes!(get_segment, delete_segment))
+        .routes(routes!(refresh_segment))
+        .routes(routes!(segment_members))
+}
+
+/// Defines a segment: the members are the readers for whom a segmenter plugin returns `key`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/segments",
+    tag = "segments",
+    request_body = SegmentDraft,
+    security(("api_key" = ["admin", "staff"])),
+    responses(
+        (status = 201, body = SegmentView),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "The name is taken"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_segment(
+    State(state): State<AppState>,
+    auth: Auth<StaffOrAdmin>,
+    ApiJson(draft): ApiJson<SegmentDraft>,
+) -> ApiResult<(StatusCode, Json<SegmentView>)> {
+    let view = state.segments.create(&auth.caller, draft).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/segments",
+    tag = "segments",
+    security(("api_key" = ["admin", "staff"])),
+    responses((status = 200, body = Vec<SegmentView>))
+)]
+async fn list_segments(
+    State(state): State<AppState>,
+    _auth: Auth<StaffOrAdmin>,
+) -> ApiResult<Json<Vec<SegmentView>>> {
+    Ok(Json(state.segments.list().await?))
+}
+
+/// A segment with its size, refresh time and latest refreshes (a running one shows progress).
+#[utoipa::path(
+    get,
+    path = "/api/v1/segments/{name}",
+    tag = "segments",
+    params(("name" = String, Path, description = "Segment name")),
+    security(("api_key" = ["admin", "staff"])),
+    responses(
+        (status = 200, body = SegmentView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_segment(
+    State(state): State<AppState>,
+    _auth: Auth<StaffOrAdmin>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<SegmentView>> {
+    Ok(Json(state.segments.get(&name).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/segments/{name}",
+    tag = "segments",
+    params(("name" = String, Path, description = "Segment name")),
+    security(("api_key" = ["admin"])),
+    responses(
+        (status = 204),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn delete_segment(
+    State(state): State<AppState>,
+    _auth: Auth<AdminOnly>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.segments.delete(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts a refresh in the background: the plugin runs over every reader in batches. Poll
+/// the segment for progress. One refresh per segment runs at a time.
+#[utoipa::path(
+    post,
+    path = "/api/v1/segments/{name}/refresh",
+    tag = "segments",
+    params(("name" = String, Path, description = "Segment name")),
+    security(("api_key" = ["admin", "staff"])),
+    responses(
+        (status = 202, body = RefreshRecord),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "A refresh runs already, or the plugin is disabled"),
+    )
+)]
+async fn refresh_segment(
+    State(state): State<AppState>,
+    auth: Auth<StaffOrAdmin>,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, Json<RefreshRecord>)> {
+    let job = state.segments.refresh(&auth.caller, &name).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct MembersQuery {
+    /// The `next` cursor of the previous page.
+    after: Option<String>,
+    /// 1 to 1000, default 100.
+    limit: Option<i64>,
+}
+
+/// Members of the last completed refresh, in subscriber-number order.
+#[utoipa::path(
+    get,
+    path = "/api/v1/segments/{name}/members",
+    tag = "segments",
+    params(("name" = String, Path, description = "Segment name"), MembersQuery),
+    security(("api_key" = ["admin", "staff"])),
+    responses(
+        (status = 200, body = MembersPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn segment_members(
+    State(state): State<AppState>,
+    _auth: Auth<StaffOrAdmin>,
+    Path(name): Path<String>,
+    ApiQuery(query): ApiQuery<MembersQuery>,
+) -> ApiResult<Json<MembersPage>> {
+    let after = match query.after {
+        None => None,
+        Some(a) => Some(a.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(
+                "cursor",
+                "`after` must be the `next` value of a previous page",
+            )
+        })?),
+    };
+    Ok(Json(
+        state
+            .segments
+            .members(&name, after, query.limit.unwrap_or(100))
+            .await?,
+    ))
+}

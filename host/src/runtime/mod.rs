@@ -1,0 +1,374 @@
+//! The plugin runtime: one wasmtime engine with a pooling allocator and an epoch ticker,
+//! components checked and precompiled once, an `InstancePre` cached per plugin version, and a
+//! fresh sandboxed store for every batch, run on the blocking pool.
+
+pub mod bindings;
+mod inspect;
+mod outcome;
+mod sandbox;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+use crate::domain::plugin::{Limits, PluginKind};
+use bindings::offer_provider::OfferProviderPre;
+use bindings::segmenter::SegmenterPre;
+use bindings::targeter::TargeterPre;
+use bindings::{Campaign, Occasion, Offer, Targeting, wit};
+
+pub use inspect::Inspected;
+pub use outcome::{Cause, Failure, Report};
+use sandbox::Sandbox;
+pub use sandbox::{LogCaps, LogLine};
+
+/// How often the epoch ticks; deadlines are whole ticks.
+const TICK: Duration = Duration::from_millis(1);
+
+/// The host-wide caps every plugin runs within.
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeSettings {
+    pub max_component_bytes: usize,
+    pub caps: Limits,
+    pub log: LogCaps,
+    pub max_result_bytes: usize,
+    /// Instances alive at once; more calls wait for a free slot.
+    pub max_instances: u32,
+}
+
+/// A plugin version ready to instantiate.
+pub struct Prepared {
+    pub id: String,
+    pub version: String,
+    pre: KindPre,
+}
+
+enum KindPre {
+    Segmenter(SegmenterPre<Sandbox>),
+    Targeter(TargeterPre<Sandbox>),
+    OfferProvider(OfferProviderPre<Sandbox>),
+}
+
+impl Prepared {
+    pub fn kind(&self) -> PluginKind {
+        match self.pre {
+            KindPre::Segmenter(_) => PluginKind::Segmenter,
+            KindPre::Targeter(_) => PluginKind::Targeter,
+            KindPre::OfferProvider(_) => PluginKind::OfferProvider,
+        }
+    }
+}
+
+/// What one call needs besides its records.
+#[derive(Clone)]
+pub struct Invocation {
+    pub plugin: Arc<Prepared>,
+    pub limits: Limits,
+    pub config: Vec<(String, wit::ConfigValue)>,
+    /// The sandbox's frozen wall clock, as Unix seconds.
+    pub now_secs: u64,
+}
+
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    settings: RuntimeSettings,
+    slots: Arc<Semaphore>,
+    cache: Mutex<HashMap<String, Arc<Prepared>>>,
+    ticking: Arc<AtomicBool>,
+}
+
+impl PluginRuntime {
+    pub fn new(settings: RuntimeSettings) -> anyhow::Result<Self> {
+        let memory_bytes = u64::from(settings.caps.memory_mib) << 20;
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(settings.max_instances)
+            .total_core_instances(settings.max_instances * 8)
+            .total_memories(settings.max_instances * 2)
+            .total_tables(settings.max_instances * 8)
+            .max_memory_size(memory_bytes as usize);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(1 << 20)
+            .memory_reservation(memory_bytes)
+            .memory_guard_size(64 << 10)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        bindings::host::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |s| s)?;
+        bindings::wit::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |s| s)?;
+        let ticking = Arc::new(AtomicBool::new(true));
+        let (ticker_engine, still) = (engine.clone(), ticking.clone());
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while still.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            engine,
+            linker,
+            slots: Arc::new(Semaphore::new(settings.max_instances as usize)),
+            settings,
+            cache: Mutex::new(HashMap::new()),
+            ticking,
+        })
+    }
+
+    pub fn settings(&self) -> &RuntimeSettings {
+        &self.settings
+    }
+
+    /// Checks an uploaded component (size, kind, contract version, imports) and precompiles
+    /// it. Slow for large components: call it off the async executor.
+    pub fn inspect(&self, bytes: &[u8], kind: PluginKind) -> Result<Inspected, String> {
+        inspect::inspect(self, bytes, kind)
+    }
+
+    /// The ready-to-run plugin for a stored version, compiled at most once per process.
+    pub fn prepare(
+        &self,
+        id: &str,
+        version: &str,
+        kind: PluginKind,
+        compiled: &[u8],
+        component: &[u8],
+    ) -> anyhow::Result<Arc<Prepared>> {
+        let key = format!("{id}@{version}");
+        if let Some(found) = self.lock_cache().get(&key) {
+            return Ok(found.clone());
+        }
+        let component = match inspect::deserialize(&self.engine, compiled) {
+            Ok(component) => component,
+            Err(_) => Component::new(&self.engine, component)?,
+        };
+        let pre = self.linker.instantiate_pre(&component)?;
+        let pre = match kind {
+            PluginKind::Segmenter => KindPre::Segmenter(SegmenterPre::new(pre)?),
+            PluginKind::Targeter => KindPre::Targeter(TargeterPre::new(pre)?),
+            PluginKind::OfferProvider => KindPre::OfferProvider(OfferProviderPre::new(pre)?),
+        };
+        let prepared = Arc::new(Prepared {
+            id: id.to_string(),
+            version: version.to_string(),
+            pre,
+        });
+        self.lock_cache().insert(key, prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Drops a version from the cache (after a delete).
+    pub fn forget(&self, id: &str, version: &str) {
+        self.lock_cache().remove(&format!("{id}@{version}"));
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Prepared>>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a segmenter over one batch.
+    pub async fn segment(
+        self: &Arc<Self>,
+        call: Invocation,
+        context: wit::Context,
+        batch: Vec<wit::Subscriber>,
+    ) -> Result<Report<Vec<String>>, Failure> {
+        self.off_thread(move |runtime| {
+            runtime.run(
+                &call,
+                batch.len(),
+                |store, pre| {
+                    let KindPre::Segmenter(pre) = pre else {
+                        return Err(wrong_kind(PluginKind::Segmenter));
+                    };
+                    let api = pre.instantiate(&mut *store)?;
+                    let api = api.masthead_plugin_segment_api();
+                    if let Err(e) = api.call_configure(&mut *store, &call.config)? {
+                        return Ok(Err(e));
+                    }
+                    runtime.restart_deadline(store, &call);
+                    Ok(Ok(api.call_segment(&mut *store, &context, &batch)?))
+                },
+                |keys| keys.iter().map(|k| k.len() + 8).sum(),
+            )
+        })
+        .await
+    }
+
+    /// Runs a targeter over one batch for a campaign.
+    pub async fn target(
+        self: &Arc<Self>,
+        call: Invocation,
+        context: wit::Context,
+        campaign: Campaign,
+        batch: Vec<wit::Subscriber>,
+    ) -> Result<Report<Targeting>, Failure> {
+        self.off_thread(move |runtime| {
+            runtime.run(
+                &call,
+                batch.len(),
+                |store, pre| {
+                    let KindPre::Targeter(pre) = pre else {
+                        return Err(wrong_kind(PluginKind::Targeter));
+                    };
+                    let api = pre.instantiate(&mut *store)?;
+                    let api = api.masthead_plugin_target_api();
+                    if let Err(e) = api.call_configure(&mut *store, &call.config)? {
+                        return Ok(Err(e));
+                    }
+                    runtime.restart_deadline(store, &call);
+                    Ok(Ok(api.call_target(
+                        &mut *store,
+                        &context,
+                        &campaign,
+                        &batch,
+                    )?))
+                },
+                |t| match t {
+                    Targeting::Score(_) => 8,
+                    Targeting::Exclude(reason) => reason.len() + 8,
+                },
+            )
+        })
+        .await
+    }
+
+    /// Asks an offer provider for the offers of each record.
+    pub async fn propose(
+        self: &Arc<Self>,
+        call: Invocation,
+        context: wit::Context,
+        occasion: Occasion,
+        batch: Vec<wit::Subscriber>,
+    ) -> Result<Report<Vec<Offer>>, Failure> {
+        self.off_thread(move |runtime| {
+            runtime.run(
+                &call,
+                batch.len(),
+                |store, pre| {
+                    let KindPre::OfferProvider(pre) = pre else {
+                        return Err(wrong_kind(PluginKind::OfferProvider));
+                    };
+                    let api = pre.instantiate(&mut *store)?;
+                    let api = api.masthead_plugin_offer_api();
+                    if let Err(e) = api.call_configure(&mut *store, &call.config)? {
+                        return Ok(Err(e));
+                    }
+                    runtime.restart_deadline(store, &call);
+                    Ok(Ok(api.call_propose(
+                        &mut *store,
+                        &context,
+                        occasion,
+                        &batch,
+                    )?))
+                },
+                |offers| {
+                    offers
+                        .iter()
+                        .map(|o| {
+                            o.code.len() + o.title.len() + o.publication.len() + o.reason.len() + 64
+                        })
+                        .sum()
+                },
+            )
+        })
+        .await
+    }
+
+    /// Waits for a free instance slot, then runs `work` on the blocking pool.
+    async fn off_thread<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&PluginRuntime) -> Result<T, Failure> + Send + 'static,
+    ) -> Result<T, Failure> {
+        let permit = self.slots.clone().acquire_owned().await;
+        let runtime = self.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&runtime)
+        })
+        .await;
+        joined.unwrap_or_else(|e| Err(Failure::host(format!("the plugin task failed: {e}"))))
+    }
+
+    fn restart_deadline(&self, store: &mut Store<Sandbox>, call: &Invocation) {
+        store.set_epoch_deadline(deadline_ticks(call.limits.deadline_ms));
+    }
+
+    /// One batch in a fresh store: instantiate, configure, call, then check the results.
+    fn run<T>(
+        &self,
+        call: &Invocation,
+        batch_len: usize,
+        body: impl FnOnce(
+            &mut Store<Sandbox>,
+            &KindPre,
+        ) -> wasmtime::Result<Result<Vec<Result<T, String>>, String>>,
+        size_of: impl Fn(&T) -> usize,
+    ) -> Result<Report<T>, Failure> {
+        let started = Instant::now();
+        let memory_bytes = (call.limits.memory_mib as usize) << 20;
+        let mut store = Store::new(
+            &self.engine,
+            Sandbox::new(call.now_secs, memory_bytes, self.settings.log),
+        );
+        store.limiter(|s| s.limiter());
+        store
+            .set_fuel(call.limits.fuel_per_batch)
+            .map_err(|e| Failure::host(e.to_string()))?;
+        store.epoch_deadline_trap();
+        self.restart_deadline(&mut store, call);
+        let outcome = body(&mut store, &call.plugin.pre);
+        let fuel_used = call.limits.fuel_per_batch - store.get_fuel().unwrap_or(0);
+        let (log, dropped) = store.data_mut().take_log();
+        let stats = outcome::Stats {
+            fuel_used,
+            peak_memory_bytes: store.data().peak_memory_bytes(),
+            duration: started.elapsed(),
+            log,
+            dropped_log_lines: dropped,
+        };
+        let checked = match outcome {
+            Err(error) => Err(outcome::classify(error, store.data(), call.limits)),
+            Ok(Err(reason)) => Err(Failure::new(
+                Cause::Configure,
+                format!("configure refused the configuration: {reason}"),
+            )),
+            Ok(Ok(results)) => {
+                outcome::check(results, batch_len, self.settings.max_result_bytes, size_of)
+            }
+        };
+        let report = checked
+            .map(|results| Report {
+                results,
+                stats: stats.clone(),
+            })
+            .map_err(|failure| failure.with_stats(stats));
+        outcome::record_metrics(&call.plugin, &report, batch_len);
+        report
+    }
+}
+
+impl Drop for PluginRuntime {
+    fn drop(&mut self) {
+        self.ticking.store(false, Ordering::Relaxed);
+    }
+}
+
+fn deadline_ticks(deadline_ms: u64) -> u64 {
+    deadline_ms.div_ceil(TICK.as_millis() as u64).max(1)
+}
+
+fn wrong_kind(expected: PluginKind) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("this plugin is not a {}", expected.as_str()))
+}

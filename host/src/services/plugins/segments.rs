@@ -1,0 +1,361 @@
+//! Segments defined by segmenter plugins: a refresh runs the plugin over every reader in
+//! batches, several at once, as a background job with progress, then swaps the membership in
+//! one transaction; a failed batch fails the refresh and keeps the last good membership.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::{FutureExt, StreamExt, stream};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::view::ViewBuilder;
+use super::{Active, Plugins};
+use crate::domain::FieldErrors;
+use crate::domain::money::Currency;
+use crate::domain::plugin::{Field, PluginKind};
+use crate::domain::term::Term;
+use crate::services::subscribers::Caller;
+use crate::services::{ServiceError, ServiceResult};
+use crate::store::{
+    NewSegment, ReaderRow, RefreshRecord, SegmentRecord, Store, StoreError, SubscriberSummary,
+};
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentDraft {
+    /// Lower-case letters, digits and dashes, e.g. `churn-high`.
+    pub name: String,
+    pub description: Option<String>,
+    /// The segmenter plugin that decides membership.
+    pub plugin: String,
+    /// Pin a version; default: follow the plugin's active version.
+    pub plugin_version: Option<String>,
+    /// The segment key the plugin returns for members.
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SegmentView {
+    pub name: String,
+    pub description: Option<String>,
+    pub plugin: String,
+    pub plugin_version: Option<String>,
+    pub key: String,
+    /// Members after the last completed refresh.
+    pub size: Option<i64>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    /// The latest refreshes, newest first: the running job's progress and the size history.
+    pub refreshes: Vec<RefreshRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MembersPage {
+    pub members: Vec<SubscriberSummary>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+pub struct Segments {
+    plugins: Arc<Plugins>,
+    currency: Currency,
+    grace_days: i64,
+    batch_size: usize,
+    parallel: usize,
+}
+
+impl Segments {
+    pub fn new(
+        plugins: Arc<Plugins>,
+        currency: Currency,
+        grace_days: i64,
+        batch_size: usize,
+    ) -> Self {
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            plugins,
+            currency,
+            grace_days,
+            batch_size: batch_size.max(1),
+            parallel,
+        }
+    }
+
+    pub async fn create(&self, caller: &Caller, draft: SegmentDraft) -> ServiceResult<SegmentView> {
+        let mut errors = FieldErrors::default();
+        if !is_name(&draft.name) {
+            errors.add("name", "use 1 to 64 lower-case letters, digits and dashes");
+        }
+        if draft.key.trim().is_empty() || draft.key.len() > 64 {
+            errors.add(
+                "key",
+                "give the segment key (1 to 64 characters) the plugin returns",
+            );
+        }
+        match self.plugins.store().get_plugin(&draft.plugin).await? {
+            None => errors.add("plugin", format!("there is no plugin {}", draft.plugin)),
+            Some(p) if p.kind != PluginKind::Segmenter => errors.add(
+                "plugin",
+                format!("{} is a {}, not a segmenter", p.id, p.kind.as_str()),
+            ),
+            Some(_) => {
+                if let Some(v) = &draft.plugin_version {
+                    let versions = self.plugins.store().plugin_versions(&draft.plugin).await?;
+                    if !versions.iter().any(|x| x.version == *v) {
+                        errors.add(
+                            "plugin_version",
+                            format!("{} has no version {v}", draft.plugin),
+                        );
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Invalid(errors));
+        }
+        let record = self
+            .plugins
+            .store()
+            .insert_segment(NewSegment {
+                name: draft.name,
+                description: draft.description,
+                plugin_id: draft.plugin,
+                plugin_version: draft.plugin_version,
+                segment_key: draft.key,
+                created_by: caller.actor.name.clone(),
+                at: self.plugins.clock().now(),
+            })
+            .await?;
+        self.view(record).await
+    }
+
+    pub async fn list(&self) -> ServiceResult<Vec<SegmentView>> {
+        let mut views = Vec::new();
+        for record in self.plugins.store().list_segments().await? {
+            views.push(self.view(record).await?);
+        }
+        Ok(views)
+    }
+
+    pub async fn get(&self, name: &str) -> ServiceResult<SegmentView> {
+        let record = self.find(name).await?;
+        self.view(record).await
+    }
+
+    pub async fn delete(&self, name: &str) -> ServiceResult<()> {
+        let record = self.find(name).await?;
+        self.plugins.store().delete_segment(record.id).await?;
+        Ok(())
+    }
+
+    pub async fn members(
+        &self,
+        name: &str,
+        after: Option<i64>,
+        limit: i64,
+    ) -> ServiceResult<MembersPage> {
+        let record = self.find(name).await?;
+        let limit = limit.clamp(1, 1000);
+        let mut members = self
+            .plugins
+            .store()
+            .segment_members(record.id, after.unwrap_or(0), limit + 1)
+            .await?;
+        let next = if members.len() as i64 > limit {
+            members.truncate(limit as usize);
+            members.last().map(|m| m.number.sequence().to_string())
+        } else {
+            None
+        };
+        Ok(MembersPage { members, next })
+    }
+
+    /// Starts a refresh in the background and returns its job at once.
+    pub async fn refresh(
+        self: &Arc<Self>,
+        caller: &Caller,
+        name: &str,
+    ) -> ServiceResult<RefreshRecord> {
+        let segment = self.find(name).await?;
+        let active = self
+            .plugins
+            .active(&segment.plugin_id, segment.plugin_version.as_deref())
+            .await?;
+        let store = self.plugins.store();
+        let total = store.count_readers().await?;
+        let job = store
+            .start_refresh(
+                segment.id,
+                &active.version.stored.version,
+                total,
+                &caller.actor.name,
+                self.plugins.clock().now(),
+            )
+            .await?;
+        let this = Arc::clone(self);
+        let job_id = job.id;
+        tokio::spawn(async move {
+            let outcome = this.run(&segment, &active, job_id).await;
+            let store = this.plugins.store();
+            let at = this.plugins.clock().now();
+            let written = match outcome {
+                Ok((members, failed)) => {
+                    store
+                        .finish_refresh(job_id, segment.id, &members, failed, at)
+                        .await
+                }
+                Err(reason) => store.fail_refresh(job_id, &reason, at).await,
+            };
+            if let Err(e) = written {
+                tracing::error!(segment = %segment.name, error = %e, "could not record the refresh");
+            }
+        });
+        Ok(job)
+    }
+
+    /// Runs the plugin over every reader; the members' sequences and the records it failed.
+    async fn run(
+        &self,
+        segment: &SegmentRecord,
+        active: &Active,
+        job: i64,
+    ) -> Result<(Vec<i64>, i64), String> {
+        let store = self.plugins.store();
+        let publications = store.list_publications().await.map_err(|e| e.to_string())?;
+        let builder = Arc::new(ViewBuilder::new(
+            self.plugins.clock().today(),
+            self.grace_days,
+            self.currency.as_str(),
+            &publications,
+        ));
+        let fields = active.version.checked.fields;
+        let with_profile = fields.contains(Field::Attributes) || fields.contains(Field::Contact);
+        let pii = active.version.stored.pii_granted;
+        let batch_size = self.batch_size as i64;
+        // Pages are read in order (each starts after the last), then run `parallel` at once.
+        let reader = Arc::clone(store);
+        let pages = stream::unfold(Some(0i64), move |after| {
+            let store = Arc::clone(&reader);
+            async move {
+                next_page(
+                    store,
+                    after?,
+                    batch_size,
+                    with_profile,
+                    fields.needs_terms(),
+                )
+                .await
+            }
+        })
+        .boxed();
+        let runs = pages
+            .map(|page: Result<Page, StoreError>| {
+                let builder = Arc::clone(&builder);
+                async move {
+                    let (rows, terms) = page.map_err(|e| e.to_string())?;
+                    let sequences: Vec<i64> = rows.iter().map(|r| r.sequence).collect();
+                    let mut by_reader = terms.into_iter().peekable();
+                    let batch = rows
+                        .iter()
+                        .map(|row| {
+                            let mut own = Vec::new();
+                            while let Some((_, t)) = by_reader.next_if(|(s, _)| *s <= row.sequence)
+                            {
+                                own.push(t);
+                            }
+                            builder.project(fields, pii, row, &own)
+                        })
+                        .collect();
+                    let outcome = self
+                        .plugins
+                        .runtime()
+                        .segment(active.invocation.clone(), builder.context().clone(), batch)
+                        .await;
+                    self.plugins.settle(active, &outcome, sequences.len()).await;
+                    let report = outcome.map_err(|f| {
+                        format!("a batch of {} readers failed: {f}", sequences.len())
+                    })?;
+                    Ok::<_, String>((sequences, report.results))
+                }
+                .boxed()
+            })
+            .buffered(self.parallel);
+        let mut runs = std::pin::pin!(runs);
+        let (mut members, mut processed, mut failed) = (Vec::new(), 0i64, 0i64);
+        while let Some(batch) = runs.next().await {
+            let (sequences, results) = batch?;
+            for (sequence, result) in sequences.iter().zip(results) {
+                match result {
+                    Ok(keys) if keys.contains(&segment.segment_key) => members.push(*sequence),
+                    Ok(_) => {}
+                    Err(_) => failed += 1,
+                }
+            }
+            processed += sequences.len() as i64;
+            if let Err(e) = store.refresh_progress(job, processed, failed).await {
+                tracing::warn!(error = %e, "could not record refresh progress");
+            }
+        }
+        Ok((members, failed))
+    }
+
+    async fn find(&self, name: &str) -> ServiceResult<SegmentRecord> {
+        self.plugins
+            .store()
+            .get_segment(name)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("there is no segment {name}")))
+    }
+
+    async fn view(&self, r: SegmentRecord) -> ServiceResult<SegmentView> {
+        let refreshes = self.plugins.store().refreshes(r.id, 10).await?;
+        Ok(SegmentView {
+            name: r.name,
+            description: r.description,
+            plugin: r.plugin_id,
+            plugin_version: r.plugin_version,
+            key: r.segment_key,
+            size: r.size,
+            refreshed_at: r.refreshed_at,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            refreshes,
+        })
+    }
+}
+
+type Page = (Vec<ReaderRow>, Vec<(i64, Term)>);
+
+/// The page of readers after `after`, with their terms; `None` past the last reader.
+async fn next_page(
+    store: Arc<dyn Store>,
+    after: i64,
+    limit: i64,
+    with_profile: bool,
+    with_terms: bool,
+) -> Option<(Result<Page, StoreError>, Option<i64>)> {
+    let rows = match store.reader_rows(after, None, limit, with_profile).await {
+        Ok(rows) if rows.is_empty() => return None,
+        Ok(rows) => rows,
+        Err(e) => return Some((Err(e), None)),
+    };
+    let (first, last) = (rows[0].sequence, rows[rows.len() - 1].sequence);
+    let terms = if with_terms {
+        match store.reader_terms(first, last).await {
+            Ok(t) => t,
+            Err(e) => return Some((Err(e), None)),
+        }
+    } else {
+        Vec::new()
+    };
+    Some((Ok((rows, terms)), Some(last)))
+}
+
+fn is_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}

@@ -1,0 +1,244 @@
+//! What a plugin sees of a reader: the contract's subscriber record, computed from the card
+//! and the terms, projected to the fields the plugin's manifest reads.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+use crate::domain::ConsentPurpose;
+use crate::domain::SubscriberNumber;
+use crate::domain::plugin::{Field, FieldSet};
+use crate::domain::publication::Format;
+use crate::domain::tenure::{self, SubscriptionStatus};
+use crate::domain::term::{SalesChannel, Term};
+use crate::runtime::bindings::wit;
+use crate::store::{Publication, ReaderRow};
+
+/// Turns stored readers into plugin records, for one "today" and one catalogue.
+pub struct ViewBuilder {
+    today: NaiveDate,
+    grace_days: i64,
+    context: wit::Context,
+    index: HashMap<String, u32>,
+    on_sale: usize,
+}
+
+impl ViewBuilder {
+    pub fn new(
+        today: NaiveDate,
+        grace_days: i64,
+        currency: &str,
+        publications: &[Publication],
+    ) -> Self {
+        let index = publications
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.definition.code.as_str().to_string(), i as u32))
+            .collect();
+        let context = wit::Context {
+            today: date(today),
+            currency: currency.to_string(),
+            publications: publications
+                .iter()
+                .map(|p| wit::Publication {
+                    code: p.definition.code.as_str().to_string(),
+                    title: p.definition.title.clone(),
+                    on_sale: p.definition.on_sale,
+                })
+                .collect(),
+        };
+        Self {
+            today,
+            grace_days,
+            context,
+            index,
+            on_sale: publications.iter().filter(|p| p.definition.on_sale).count(),
+        }
+    }
+
+    pub fn context(&self) -> &wit::Context {
+        &self.context
+    }
+
+    /// `now` as Unix seconds, for the sandbox's frozen clock.
+    pub fn now_secs(now: DateTime<Utc>) -> u64 {
+        u64::try_from(now.timestamp()).unwrap_or(0)
+    }
+
+    /// One reader as a plugin with `fields` (and contact details only when `pii`) sees them.
+    pub fn project(
+        &self,
+        fields: FieldSet,
+        pii: bool,
+        row: &ReaderRow,
+        terms: &[Term],
+    ) -> wit::Subscriber {
+        let has = |f: Field| fields.contains(f);
+        let spans: Vec<_> = if fields.needs_terms() {
+            terms.iter().map(Term::span).collect()
+        } else {
+            Vec::new()
+        };
+        let status = tenure::status(&spans, self.today, self.grace_days);
+        let tenure = tenure::tenure_on(&spans, self.today, self.grace_days);
+        let profile = row.profile.as_ref().map(|p| p.draft());
+        wit::Subscriber {
+            number: SubscriberNumber::from_sequence(row.sequence).value(),
+            status: if has(Field::Status) {
+                status_of(status)
+            } else {
+                wit::Status::None
+            },
+            region: row.region.clone().filter(|_| has(Field::Region)),
+            postal_code: row.postal_code.clone().filter(|_| has(Field::PostalCode)),
+            birth_year: row.birth_year.filter(|_| has(Field::BirthYear)),
+            tenure_days: if has(Field::Tenure) {
+                u32::try_from(tenure.days).unwrap_or(0)
+            } else {
+                0
+            },
+            first_subscribed: tenure::first_subscribed(&spans)
+                .filter(|_| has(Field::Tenure))
+                .map(date),
+            lifetime_revenue: if has(Field::LifetimeRevenue) {
+                terms.iter().map(Term::revenue).sum()
+            } else {
+                0
+            },
+            share_of_wallet: if has(Field::ShareOfWallet) {
+                self.share_of_wallet(terms)
+            } else {
+                0.0
+            },
+            terms: if has(Field::Terms) {
+                terms.iter().filter_map(|t| self.term(t)).collect()
+            } else {
+                Vec::new()
+            },
+            // Clubs and complaints arrive with their own issues; until then nobody holds a
+            // tier or has complained.
+            club_tiers: Vec::new(),
+            complaints: wit::ComplaintCounts {
+                open: 0,
+                total: 0,
+                last_year: 0,
+                breached: 0,
+            },
+            consents: if has(Field::Consents) {
+                row.consents
+                    .iter()
+                    .map(|(purpose, state)| wit::Consent {
+                        purpose: purpose_of(*purpose),
+                        granted: state.granted,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            attributes: match profile {
+                Some(p) if has(Field::Attributes) => p
+                    .custom_attributes
+                    .iter()
+                    .filter_map(|(key, value)| attribute(key, value))
+                    .collect(),
+                _ => Vec::new(),
+            },
+            contact: match profile {
+                Some(p) if pii && has(Field::Contact) => Some(wit::Contact {
+                    given_name: p.given_name.clone(),
+                    family_name: p.family_name.clone(),
+                    organisation_name: p.organisation_name.clone(),
+                    emails: p.emails.iter().map(|e| e.address.clone()).collect(),
+                    phones: p.phones.iter().map(|e| e.number.clone()).collect(),
+                    address_lines: p
+                        .addresses
+                        .first()
+                        .map(|a| a.lines.clone())
+                        .unwrap_or_default(),
+                    city: p.addresses.first().map(|a| a.city.clone()),
+                }),
+                _ => None,
+            },
+        }
+    }
+
+    fn share_of_wallet(&self, terms: &[Term]) -> f32 {
+        if self.on_sale == 0 {
+            return 0.0;
+        }
+        let mut held: Vec<&str> = terms
+            .iter()
+            .filter(|t| t.span().covers(self.today))
+            .map(|t| t.publication.as_str())
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        (held.len() as f32 / self.on_sale as f32).min(1.0)
+    }
+
+    fn term(&self, t: &Term) -> Option<wit::Term> {
+        Some(wit::Term {
+            publication: *self.index.get(t.publication.as_str())?,
+            format: match t.format {
+                Format::Print => wit::Format::Print,
+                Format::Digital => wit::Format::Digital,
+                Format::Bundle => wit::Format::Bundle,
+            },
+            months: u8::try_from(t.months).unwrap_or(u8::MAX),
+            start: date(t.start),
+            end: date(t.end),
+            list_price: t.list_price.amount,
+            price_paid: t.price_paid.amount,
+            channel: match t.channel {
+                SalesChannel::Phone => wit::SalesChannel::Phone,
+                SalesChannel::Web => wit::SalesChannel::Web,
+                SalesChannel::Agent => wit::SalesChannel::Agent,
+                SalesChannel::Kiosk => wit::SalesChannel::Kiosk,
+                SalesChannel::Post => wit::SalesChannel::Post,
+            },
+            auto_renew: t.auto_renew,
+            cancelled_from: t.cancellation.as_ref().map(|c| date(c.effective)),
+        })
+    }
+}
+
+pub fn date(d: NaiveDate) -> wit::Date {
+    wit::Date {
+        year: d.year(),
+        month: d.month() as u8,
+        day: d.day() as u8,
+    }
+}
+
+pub fn purpose_of(p: ConsentPurpose) -> wit::ConsentPurpose {
+    match p {
+        ConsentPurpose::MarketingEmail => wit::ConsentPurpose::MarketingEmail,
+        ConsentPurpose::MarketingPhone => wit::ConsentPurpose::MarketingPhone,
+        ConsentPurpose::MarketingPost => wit::ConsentPurpose::MarketingPost,
+        ConsentPurpose::ThirdPartyAudiences => wit::ConsentPurpose::ThirdPartyAudiences,
+    }
+}
+
+fn status_of(s: SubscriptionStatus) -> wit::Status {
+    match s {
+        SubscriptionStatus::None => wit::Status::None,
+        SubscriptionStatus::Pending => wit::Status::Pending,
+        SubscriptionStatus::Active => wit::Status::Active,
+        SubscriptionStatus::Grace => wit::Status::Grace,
+        SubscriptionStatus::Lapsed => wit::Status::Lapsed,
+        SubscriptionStatus::Cancelled => wit::Status::Cancelled,
+    }
+}
+
+fn attribute(key: &str, value: &serde_json::Value) -> Option<wit::Attribute> {
+    let value = match value {
+        serde_json::Value::String(s) => wit::AttributeValue::Text(s.clone()),
+        serde_json::Value::Bool(b) => wit::AttributeValue::Boolean(*b),
+        serde_json::Value::Number(n) => wit::AttributeValue::Number(n.as_f64()?),
+        _ => return None,
+    };
+    Some(wit::Attribute {
+        key: key.to_string(),
+        value,
+    })
+}

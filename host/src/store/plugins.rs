@@ -1,0 +1,451 @@
+//! Plugins in storage: versions with their component and compiled artefact, the lifecycle
+//! history, failures and the circuit breaker.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::backend::{Backend, SqlStore, enum_text, parse_enum};
+use super::{
+    NewPluginVersion, PluginEvent, PluginFailureRecord, PluginRecord, PluginStateChange,
+    PluginStore, PluginVersionRecord, StoreError, StoreResult,
+};
+use crate::domain::plugin::{Manifest, SettingValue};
+
+#[derive(FromRow)]
+struct PluginRow {
+    id: String,
+    kind: String,
+    active_version: Option<String>,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    config: Json<BTreeMap<String, SettingValue>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct VersionRow {
+    plugin_id: String,
+    version: String,
+    manifest: Json<Manifest>,
+    api_version: String,
+    sha256: String,
+    size_bytes: i64,
+    pii_granted: bool,
+    uploaded_by: String,
+    uploaded_at: DateTime<Utc>,
+    consecutive_failures: i64,
+}
+
+const PLUGIN_COLUMNS: &str =
+    "id, kind, active_version, enabled, disabled_reason, config, created_at, updated_at";
+const VERSION_COLUMNS: &str = "plugin_id, version, manifest, api_version, sha256, size_bytes, \
+     pii_granted, uploaded_by, uploaded_at, consecutive_failures";
+
+impl TryFrom<PluginRow> for PluginRecord {
+    type Error = StoreError;
+
+    fn try_from(row: PluginRow) -> StoreResult<Self> {
+        Ok(Self {
+            kind: parse_enum(&row.kind)?,
+            id: row.id,
+            active_version: row.active_version,
+            enabled: row.enabled,
+            disabled_reason: row.disabled_reason,
+            config: row.config.0,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+impl From<VersionRow> for PluginVersionRecord {
+    fn from(row: VersionRow) -> Self {
+        Self {
+            plugin_id: row.plugin_id,
+            version: row.version,
+            manifest: row.manifest.0,
+            api_version: row.api_version,
+            sha256: row.sha256,
+            size_bytes: row.size_bytes,
+            pii_granted: row.pii_granted,
+            uploaded_by: row.uploaded_by,
+            uploaded_at: row.uploaded_at,
+            consecutive_failures: row.consecutive_failures,
+        }
+    }
+}
+
+#[async_trait]
+impl<DB> PluginStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<Manifest>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<BTreeMap<String, SettingValue>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+{
+    async fn insert_plugin_version(&self, new: NewPluginVersion) -> StoreResult<()> {
+        let manifest = &new.manifest;
+        let kind = enum_text(&manifest.kind);
+        let mut tx = self.write.begin().await?;
+        let existing: Option<(String,)> = sqlx::query_as("SELECT kind FROM plugins WHERE id = $1")
+            .bind(manifest.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        match existing {
+            Some((stored,)) if stored != kind => {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict(format!(
+                    "plugin {} is a {stored}; a new version cannot be a {kind}",
+                    manifest.id
+                )));
+            }
+            Some(_) => {}
+            None => {
+                sqlx::query(
+                    "INSERT INTO plugins (id, kind, enabled, config, created_at, updated_at) \
+                     VALUES ($1, $2, FALSE, $3, $4, $4)",
+                )
+                .bind(manifest.id.as_str())
+                .bind(kind.as_str())
+                .bind(Json(BTreeMap::<String, SettingValue>::new()))
+                .bind(new.at)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO plugin_versions (plugin_id, version, manifest, api_version, sha256, \
+             size_bytes, component, compiled, pii_granted, uploaded_by, uploaded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(manifest.id.as_str())
+        .bind(manifest.version.as_str())
+        .bind(Json(manifest.clone()))
+        .bind(new.api_version.as_str())
+        .bind(new.sha256.as_str())
+        .bind(new.component.len() as i64)
+        .bind(new.component)
+        .bind(new.compiled)
+        .bind(new.pii_granted)
+        .bind(new.uploaded_by.as_str())
+        .bind(new.at)
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = inserted {
+            tx.rollback().await?;
+            return Err(match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!(
+                    "version {} of plugin {} is already uploaded; raise the version",
+                    manifest.version, manifest.id
+                )),
+                other => other,
+            });
+        }
+        let detail = new.pii_granted.then(|| "pii granted".to_string());
+        insert_event(
+            &mut *tx,
+            &manifest.id,
+            &PluginEvent {
+                version: Some(manifest.version.clone()),
+                action: "uploaded".into(),
+                detail,
+                actor: new.uploaded_by,
+                at: new.at,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_plugins(&self) -> StoreResult<Vec<PluginRecord>> {
+        let sql = format!("SELECT {PLUGIN_COLUMNS} FROM plugins ORDER BY id");
+        let rows: Vec<PluginRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
+        rows.into_iter().map(PluginRecord::try_from).collect()
+    }
+
+    async fn get_plugin(&self, id: &str) -> StoreResult<Option<PluginRecord>> {
+        let sql = format!("SELECT {PLUGIN_COLUMNS} FROM plugins WHERE id = $1");
+        let row: Option<PluginRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(PluginRecord::try_from).transpose()
+    }
+
+    async fn plugin_versions(&self, id: &str) -> StoreResult<Vec<PluginVersionRecord>> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM plugin_versions WHERE plugin_id = $1 \
+             ORDER BY uploaded_at, version"
+        );
+        let rows: Vec<VersionRow> = sqlx::query_as(&sql).bind(id).fetch_all(&self.read).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn plugin_artefacts(
+        &self,
+        id: &str,
+        version: &str,
+    ) -> StoreResult<Option<(Vec<u8>, Vec<u8>)>> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT component, compiled FROM plugin_versions WHERE plugin_id = $1 AND version = $2",
+        )
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row)
+    }
+
+    async fn change_plugin_state(
+        &self,
+        id: &str,
+        change: PluginStateChange,
+    ) -> StoreResult<PluginRecord> {
+        let mut tx = self.write.begin().await?;
+        let sql = format!(
+            "UPDATE plugins SET active_version = $2, enabled = $3, disabled_reason = $4, \
+             updated_at = $5 WHERE id = $1 RETURNING {PLUGIN_COLUMNS}"
+        );
+        let row: Option<PluginRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(change.active_version)
+            .bind(change.enabled)
+            .bind(change.disabled_reason)
+            .bind(change.event.at)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound);
+        };
+        if change.enabled {
+            // A person turning a plugin on gives its failing streak a fresh start.
+            sqlx::query(
+                "UPDATE plugin_versions SET consecutive_failures = 0 \
+                 WHERE plugin_id = $1 AND consecutive_failures > 0",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_event(&mut *tx, id, &change.event).await?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    async fn set_plugin_config(
+        &self,
+        id: &str,
+        config: &BTreeMap<String, SettingValue>,
+        event: PluginEvent,
+    ) -> StoreResult<PluginRecord> {
+        let mut tx = self.write.begin().await?;
+        let sql = format!(
+            "UPDATE plugins SET config = $2, updated_at = $3 WHERE id = $1 RETURNING {PLUGIN_COLUMNS}"
+        );
+        let row: Option<PluginRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(Json(config.clone()))
+            .bind(event.at)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound);
+        };
+        insert_event(&mut *tx, id, &event).await?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    async fn delete_plugin(&self, id: &str, event: PluginEvent) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM segments WHERE plugin_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if users > 0 {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict(format!(
+                "{users} segment(s) are defined by plugin {id}; delete them first"
+            )));
+        }
+        sqlx::query("DELETE FROM plugin_versions WHERE plugin_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let deleted: Option<(String,)> =
+            sqlx::query_as("DELETE FROM plugins WHERE id = $1 RETURNING id")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if deleted.is_none() {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut *tx, id, &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_plugin_failure(
+        &self,
+        id: &str,
+        failure: &PluginFailureRecord,
+        threshold: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO plugin_errors (plugin_id, version, cause, message, records, at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(failure.version.as_str())
+        .bind(failure.cause.as_str())
+        .bind(failure.message.as_str())
+        .bind(failure.records)
+        .bind(failure.at)
+        .execute(&mut *tx)
+        .await?;
+        let streak: Option<(i64,)> = sqlx::query_as(
+            "UPDATE plugin_versions SET consecutive_failures = consecutive_failures + 1 \
+             WHERE plugin_id = $1 AND version = $2 RETURNING consecutive_failures",
+        )
+        .bind(id)
+        .bind(failure.version.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let streak = streak.map_or(0, |(n,)| n);
+        let mut tripped = false;
+        if streak >= threshold {
+            let reason = format!(
+                "circuit breaker: {streak} consecutive failing batches of version {}; last: {}: {}",
+                failure.version, failure.cause, failure.message
+            );
+            let off: Option<(String,)> = sqlx::query_as(
+                "UPDATE plugins SET enabled = FALSE, disabled_reason = $3, updated_at = $4 \
+                 WHERE id = $1 AND active_version = $2 AND enabled RETURNING id",
+            )
+            .bind(id)
+            .bind(failure.version.as_str())
+            .bind(reason.as_str())
+            .bind(failure.at)
+            .fetch_optional(&mut *tx)
+            .await?;
+            tripped = off.is_some();
+            if tripped {
+                let event = PluginEvent {
+                    version: Some(failure.version.clone()),
+                    action: "disabled".into(),
+                    detail: Some(reason),
+                    actor: "circuit breaker".into(),
+                    at: failure.at,
+                };
+                insert_event(&mut *tx, id, &event).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(tripped)
+    }
+
+    async fn record_plugin_success(&self, id: &str, version: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE plugin_versions SET consecutive_failures = 0 \
+             WHERE plugin_id = $1 AND version = $2 AND consecutive_failures > 0",
+        )
+        .bind(id)
+        .bind(version)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn plugin_failures(&self, id: &str, limit: i64) -> StoreResult<Vec<PluginFailureRecord>> {
+        let rows: Vec<(String, String, String, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT version, cause, message, records, at FROM plugin_errors \
+             WHERE plugin_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(version, cause, message, records, at)| PluginFailureRecord {
+                    version,
+                    cause,
+                    message,
+                    records,
+                    at,
+                },
+            )
+            .collect())
+    }
+
+    async fn plugin_events(&self, id: &str) -> StoreResult<Vec<PluginEvent>> {
+        let rows: Vec<(
+            Option<String>,
+            String,
+            Option<String>,
+            String,
+            DateTime<Utc>,
+        )> = sqlx::query_as(
+            "SELECT version, action, detail, actor, at FROM plugin_events \
+                 WHERE plugin_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(version, action, detail, actor, at)| PluginEvent {
+                version,
+                action,
+                detail,
+                actor,
+                at,
+            })
+            .collect())
+    }
+}
+
+async fn insert_event<'e, DB, E>(executor: E, id: &str, event: &PluginEvent) -> StoreResult<()>
+where
+    DB: Backend,
+    E: Executor<'e, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query(
+        "INSERT INTO plugin_events (plugin_id, version, action, detail, actor, at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(event.version.clone())
+    .bind(event.action.as_str())
+    .bind(event.detail.clone())
+    .bind(event.actor.as_str())
+    .bind(event.at)
+    .execute(executor)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! The lean reads behind plugin views of readers: pages of subscribers by sequence, and the
+//! terms of a page in one range query.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::types::Json;
+use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::backend::{Backend, SqlStore};
+use super::terms::{TERM_COLUMNS, TermRow};
+use super::{ReaderRow, StoreResult, ViewStore};
+use crate::domain::subscriber::ProfileDraft;
+use crate::domain::term::{Discount, Term};
+use crate::domain::{Consents, Profile};
+
+#[derive(FromRow)]
+struct Row {
+    id: i64,
+    region: Option<String>,
+    postal_code: Option<String>,
+    birth_year: Option<i32>,
+    consents: Json<Consents>,
+    profile: Option<Json<ProfileDraft>>,
+}
+
+#[async_trait]
+impl<DB> ViewStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i32>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<NaiveDate>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> NaiveDate: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<Vec<Discount>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<Consents>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<ProfileDraft>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+{
+    async fn count_readers(&self) -> StoreResult<i64> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM subscribers WHERE merged_into IS NULL")
+                .fetch_one(&self.read)
+                .await?;
+        Ok(n)
+    }
+
+    async fn reader_rows(
+        &self,
+        after: i64,
+        through: Option<i64>,
+        limit: i64,
+        with_profile: bool,
+    ) -> StoreResult<Vec<ReaderRow>> {
+        let profile = if with_profile {
+            "profile"
+        } else {
+            "NULL AS profile"
+        };
+        let sql = format!(
+            "SELECT id, region, postal_code, birth_year, consents, {profile} FROM subscribers \
+             WHERE id > $1 AND ($2 IS NULL OR id <= $2) AND merged_into IS NULL \
+             ORDER BY id LIMIT $3"
+        );
+        let rows: Vec<Row> = sqlx::query_as(&sql)
+            .bind(after)
+            .bind(through)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ReaderRow {
+                sequence: r.id,
+                region: r.region,
+                postal_code: r.postal_code,
+                birth_year: r.birth_year.and_then(|y| u16::try_from(y).ok()),
+                consents: r.consents.0,
+                profile: r.profile.map(|p| Profile::from_stored(p.0)),
+            })
+            .collect())
+    }
+
+    async fn reader_terms(&self, first: i64, last: i64) -> StoreResult<Vec<(i64, Term)>> {
+        let sql = format!(
+            "SELECT {TERM_COLUMNS} FROM terms t JOIN publications p ON p.id = t.publication_id \
+             WHERE t.subscriber_id BETWEEN $1 AND $2 ORDER BY t.subscriber_id, t.start_date, t.id"
+        );
+        let rows: Vec<TermRow> = sqlx::query_as(&sql)
+            .bind(first)
+            .bind(last)
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let subscriber = row.subscriber_id;
+                row.into_term(Vec::new()).map(|t| (subscriber, t))
+            })
+            .collect()
+    }
+}

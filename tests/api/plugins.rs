@@ -1,0 +1,690 @@
+//! The plugin host over HTTP with real components built from `plugins/` and `tests/plugins/`:
+//! upload checks, the lifecycle, offers, segment refreshes, and hostile plugins contained.
+
+use std::time::Duration;
+
+use reqwest::multipart::{Form, Part};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{TestApp, problem, spawn_app, spawn_app_with};
+use crate::renewals::{print_year, publication, reader, subscribe};
+
+fn component(name: &str) -> Vec<u8> {
+    let path = format!("{}/{name}.wasm", env!("WASM_TEST_PLUGINS"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (built by tests/build.rs)"))
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The example plugin's own manifest, with the component's SHA-256 filled in.
+fn example_manifest(dir: &str, wasm: &[u8]) -> String {
+    let path = format!(
+        "{}/../plugins/{dir}/masthead-plugin.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).expect("example manifest");
+    format!("sha256 = \"{}\"\n{text}", sha256(wasm))
+}
+
+/// A manifest for a test segmenter reading `fields`.
+fn segmenter_manifest(id: &str, fields: &str, wasm: &[u8]) -> String {
+    format!(
+        "id = \"{id}\"\nversion = \"1.0.0\"\nkind = \"segmenter\"\napi_version = \"1.0.0\"\n\
+         fields = [{fields}]\nsha256 = \"{}\"\n",
+        sha256(wasm)
+    )
+}
+
+async fn upload(app: &TestApp, manifest: &str, wasm: &[u8], grant_pii: bool) -> Response {
+    let form = Form::new().text("manifest", manifest.to_string()).part(
+        "component",
+        Part::bytes(wasm.to_vec()).file_name("plugin.wasm"),
+    );
+    app.request(Method::POST, "/api/v1/plugins", &app.admin)
+        .query(&[("grant_pii", grant_pii)])
+        .multipart(form)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// Uploads and enables a plugin; panics unless both succeed.
+async fn install(app: &TestApp, manifest: &str, wasm: &[u8]) -> Value {
+    let response = upload(app, manifest, wasm, false).await;
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, StatusCode::CREATED, "upload failed: {body}");
+    let id = body["id"].as_str().expect("id").to_string();
+    let response = app
+        .post(
+            &format!("/api/v1/plugins/{id}/enable"),
+            &app.admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("json")
+}
+
+async fn enable_version(app: &TestApp, id: &str, version: &str) -> Value {
+    let path = format!("/api/v1/plugins/{id}/enable");
+    let response = app
+        .post(&path, &app.admin, &json!({ "version": version }))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("json")
+}
+
+async fn offers(app: &TestApp, number: &str) -> Value {
+    let response = app
+        .get(&format!("/api/v1/subscribers/{number}/offers"), &app.staff)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("json")
+}
+
+/// Starts a refresh of `segment` and waits for it to end; returns the finished refresh.
+async fn refresh(app: &TestApp, segment: &str) -> Value {
+    let path = format!("/api/v1/segments/{segment}/refresh");
+    let response = app.post(&path, &app.staff, &json!({})).await;
+    let status = response.status();
+    let job: Value = response.json().await.expect("json");
+    assert_eq!(status, StatusCode::ACCEPTED, "refresh refused: {job}");
+    for _ in 0..600 {
+        let view: Value = app
+            .get(&format!("/api/v1/segments/{segment}"), &app.staff)
+            .await
+            .json()
+            .await
+            .expect("json");
+        let latest = view["refreshes"][0].clone();
+        if latest["id"] == job["id"] && latest["state"] != "running" {
+            return latest;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the refresh of {segment} did not finish");
+}
+
+async fn segment(app: &TestApp, name: &str, plugin: &str, key: &str) {
+    let body = json!({ "name": name, "plugin": plugin, "key": key });
+    let response = app.post("/api/v1/segments", &app.staff, &body).await;
+    let status = response.status();
+    let view: Value = response.json().await.expect("json");
+    assert_eq!(status, StatusCode::CREATED, "segment refused: {view}");
+}
+
+#[tokio::test]
+async fn an_offer_provider_proposes_priced_offers_with_reasons_and_can_be_configured_and_rolled_back()
+ {
+    let app = spawn_app().await;
+    app.set_today("2026-11-23");
+    publication(&app, "DT", &[("2020-01-01", 30_000)]).await;
+    let number = reader(&app, "Lovelace").await;
+    for start in ["2023-12-01", "2024-12-01", "2025-12-01"] {
+        subscribe(&app, &number, print_year("DT", start)).await;
+    }
+    let wasm = component("loyalty_offers");
+    let manifest = example_manifest("loyalty-offers", &wasm);
+    let response = upload(&app, &manifest, &wasm, false).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let uploaded: Value = response.json().await.expect("json");
+    assert_eq!(uploaded["enabled"], false);
+    assert_eq!(uploaded["versions"][0]["limits"]["memory_mib"], 16);
+    // Uploaded is not running: no offers yet.
+    assert_eq!(offers(&app, &number).await["offers"], json!([]));
+
+    let response = app
+        .post(
+            "/api/v1/plugins/loyalty-offers/enable",
+            &app.admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer = offers(&app, &number).await;
+    assert_eq!(answer["errors"], json!([]), "{answer}");
+    let offer = &answer["offers"][0];
+    assert_eq!(offer["plugin"], "loyalty-offers");
+    assert_eq!(offer["code"], "loyal-dt-12");
+    assert_eq!(offer["list_price"]["amount"], 30_000);
+    // 2 full years (since 2023-12-01) x 1.5 % = 3 % off.
+    assert_eq!(offer["price"]["amount"], 29_100);
+    assert_eq!(offer["valid_until"], "2026-12-23");
+    let reason = offer["reason"].as_str().expect("reason");
+    assert!(reason.contains("2 full years of tenure"), "{reason}");
+
+    // Configuration: overrides are checked against the manifest's schema.
+    let path = "/api/v1/plugins/loyalty-offers/config";
+    let bad = app
+        .request(Method::PUT, path, &app.admin)
+        .json(&json!({ "percent_per_year": "lots", "colour": "red" }))
+        .send()
+        .await
+        .expect("request");
+    let bad = problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let fields: Vec<_> = bad["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].clone())
+        .collect();
+    assert_eq!(
+        fields,
+        [json!("config.colour"), json!("config.percent_per_year")]
+    );
+    let ok = app
+        .request(Method::PUT, path, &app.admin)
+        .json(&json!({ "percent_per_year": 5 }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(
+        offers(&app, &number).await["offers"][0]["price"]["amount"],
+        27_000
+    );
+
+    // A second version, then a rollback to the first.
+    let v2 = manifest.replace("version = \"1.0.0\"\nkind", "version = \"1.1.0\"\nkind");
+    assert_eq!(
+        upload(&app, &v2, &wasm, false).await.status(),
+        StatusCode::CREATED
+    );
+    let again = problem(upload(&app, &v2, &wasm, false).await, StatusCode::CONFLICT).await;
+    assert!(
+        again["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("already uploaded")
+    );
+    let switched = enable_version(&app, "loyalty-offers", "1.1.0").await;
+    assert_eq!(switched["active_version"], "1.1.0");
+    assert_eq!(
+        offers(&app, &number).await["offers"][0]["plugin_version"],
+        "1.1.0"
+    );
+    let rolled = enable_version(&app, "loyalty-offers", "1.0.0").await;
+    assert_eq!(rolled["active_version"], "1.0.0");
+    let actions: Vec<_> = rolled["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "uploaded",
+            "enabled",
+            "configured",
+            "uploaded",
+            "switched version",
+            "switched version"
+        ]
+    );
+    let missing = app
+        .post(
+            "/api/v1/plugins/loyalty-offers/enable",
+            &app.admin,
+            &json!({ "version": "9.9.9" }),
+        )
+        .await;
+    problem(missing, StatusCode::UNPROCESSABLE_ENTITY).await;
+
+    // Disabled: no offers, and the reason is on the plugin.
+    let off = app
+        .post(
+            "/api/v1/plugins/loyalty-offers/disable",
+            &app.admin,
+            &json!({ "reason": "campaign over" }),
+        )
+        .await;
+    assert_eq!(off.status(), StatusCode::OK);
+    assert_eq!(offers(&app, &number).await["offers"], json!([]));
+    let shown: Value = app
+        .get("/api/v1/plugins/loyalty-offers", &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["disabled_reason"], "campaign over");
+
+    // Offers for a reader who does not exist, or a mistyped number.
+    let nobody = masthead::domain::SubscriberNumber::from_sequence(9_999_999).to_string();
+    problem(
+        app.get(&format!("/api/v1/subscribers/{nobody}/offers"), &app.staff)
+            .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let typo = number.replace(
+        &number[number.len() - 1..],
+        if number.ends_with('0') { "1" } else { "0" },
+    );
+    problem(
+        app.get(&format!("/api/v1/subscribers/{typo}/offers"), &app.staff)
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn plugins_live_in_the_database_so_another_instance_runs_them() {
+    let app = spawn_app().await;
+    app.set_today("2026-11-23");
+    publication(&app, "DT", &[("2020-01-01", 30_000)]).await;
+    let number = reader(&app, "Hopper").await;
+    subscribe(&app, &number, print_year("DT", "2022-01-01")).await;
+    subscribe(&app, &number, print_year("DT", "2023-01-01")).await;
+    subscribe(&app, &number, print_year("DT", "2024-01-01")).await;
+    subscribe(&app, &number, print_year("DT", "2025-01-01")).await;
+    subscribe(&app, &number, print_year("DT", "2026-01-01")).await;
+    let wasm = component("loyalty_offers");
+    install(&app, &example_manifest("loyalty-offers", &wasm), &wasm).await;
+    let here = offers(&app, &number).await;
+    let other = app.another_instance().await;
+    let there: Value = app
+        .client
+        .get(format!("{other}/api/v1/subscribers/{number}/offers"))
+        .bearer_auth(&app.staff)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(there["offers"], here["offers"]);
+    assert_eq!(
+        there["offers"][0]["price"]["amount"],
+        30_000 - 30_000 * 600 / 10_000
+    );
+    let codes: Vec<_> = there["offers"]
+        .as_array()
+        .expect("offers")
+        .iter()
+        .map(|o| o["code"].clone())
+        .collect();
+    assert_eq!(codes, [json!("loyal-dt-12")]);
+    // The plugin also proposed a bundle, which this title is not sold as: the host dropped it
+    // and says why, instead of showing staff an offer that cannot be sold.
+    let dropped = &there["errors"][0];
+    assert_eq!(dropped["plugin"], "loyalty-offers");
+    assert_eq!(dropped["cause"], "malformed");
+    let message = dropped["message"].as_str().expect("message");
+    assert!(
+        message.contains("\"bundle-dt-12\" was dropped: DT is not sold as bundle"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn uploads_are_checked_and_refused_with_the_reason() {
+    let app = spawn_app().await;
+    let wasm = component("churn_risk");
+    let good = example_manifest("churn-risk", &wasm);
+
+    let tampered = good.replace(&sha256(&wasm), &"0".repeat(64));
+    let body = problem(
+        upload(&app, &tampered, &wasm, false).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "manifest.sha256");
+
+    let wrong_kind = good.replace("kind = \"segmenter\"", "kind = \"targeter\"");
+    let body = problem(
+        upload(&app, &wrong_kind, &wasm, false).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "component");
+    let message = body["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("must export masthead:plugin/target-api@1.0.0"),
+        "{message}"
+    );
+
+    let future = component("hostile_future");
+    let manifest = segmenter_manifest("future", "", &future);
+    let body = problem(
+        upload(&app, &manifest, &future, false).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let message = body["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("built for masthead:plugin@2.0.0"),
+        "{message}"
+    );
+    assert!(
+        message.contains("serves masthead:plugin@1.0.0"),
+        "{message}"
+    );
+
+    let junk = b"\0asm this is not a component".to_vec();
+    let body = problem(
+        upload(&app, &segmenter_manifest("junk", "", &junk), &junk, false).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("m")
+            .contains("not a valid WebAssembly component")
+    );
+
+    let greedy = format!(
+        "{}\n[limits]\nmemory_mib = 4096\n",
+        segmenter_manifest("greedy", "\"status\", \"shoe-size\", \"contact\"", &wasm)
+    );
+    let body = problem(
+        upload(&app, &greedy, &wasm, true).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let fields: Vec<_> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "manifest.fields[1]",
+            "manifest.fields",
+            "manifest.limits.memory_mib"
+        ]
+    );
+
+    let no_pii = segmenter_manifest("nosy", "\"status\"", &wasm);
+    let body = problem(
+        upload(&app, &no_pii, &wasm, true).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "grant_pii");
+
+    let half = app
+        .request(Method::POST, "/api/v1/plugins", &app.admin)
+        .multipart(Form::new().text("manifest", good.clone()))
+        .send()
+        .await
+        .expect("request");
+    problem(half, StatusCode::BAD_REQUEST).await;
+
+    // Nothing was stored by any refused upload.
+    let listed: Value = app
+        .get("/api/v1/plugins", &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed, json!([]));
+    assert_eq!(
+        upload(&app, &good, &wasm, false).await.status(),
+        StatusCode::CREATED
+    );
+    problem(
+        app.get("/api/v1/plugins/nope", &app.staff).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_segmenter_refreshes_segments_over_every_reader_in_batches() {
+    let app = spawn_app_with(|c| c.plugins.batch_size = 2).await;
+    app.set_today("2026-11-23");
+    publication(&app, "DT", &[("2020-01-01", 30_000)]).await;
+    // Ends in 8 days, no auto-renewal, first year: 2 + 1 + 1 points = high.
+    let ending = reader(&app, "Ending").await;
+    subscribe(&app, &ending, print_year("DT", "2025-12-01")).await;
+    // Ends in ten months, no auto-renewal, first year: 2 + 1 = medium.
+    let steady = reader(&app, "Steady").await;
+    subscribe(&app, &steady, print_year("DT", "2026-09-01")).await;
+    // Auto-renews: only the first-year point = low.
+    let loyal = reader(&app, "Loyal").await;
+    let mut body = print_year("DT", "2026-09-01");
+    body["auto_renew"] = json!(true);
+    subscribe(&app, &loyal, body).await;
+    // Lapsed, and never subscribed: in no band.
+    let gone = reader(&app, "Gone").await;
+    subscribe(&app, &gone, print_year("DT", "2020-01-01")).await;
+    reader(&app, "Never").await;
+
+    let wasm = component("churn_risk");
+    install(&app, &example_manifest("churn-risk", &wasm), &wasm).await;
+    for band in ["high", "medium", "low"] {
+        segment(
+            &app,
+            &format!("churn-{band}"),
+            "churn-risk",
+            &format!("churn-{band}"),
+        )
+        .await;
+    }
+    for band in ["high", "medium", "low"] {
+        let done = refresh(&app, &format!("churn-{band}")).await;
+        assert_eq!(done["state"], "done", "{done}");
+        assert_eq!(done["processed"], 5);
+        assert_eq!(done["total"], 5);
+        assert_eq!(done["size"], 1);
+        assert_eq!(done["failed_records"], 0);
+    }
+    let members = |name: &'static str| {
+        let app = &app;
+        async move {
+            let page: Value = app
+                .get(&format!("/api/v1/segments/{name}/members"), &app.staff)
+                .await
+                .json()
+                .await
+                .expect("json");
+            page["members"]
+                .as_array()
+                .expect("members")
+                .iter()
+                .map(|m| m["number"].as_str().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(members("churn-high").await, std::slice::from_ref(&ending));
+    assert_eq!(members("churn-medium").await, [steady]);
+    assert_eq!(members("churn-low").await, [loyal]);
+    let view: Value = app
+        .get("/api/v1/segments/churn-high", &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(view["size"], 1);
+    assert!(view["refreshed_at"].is_string());
+
+    // Pagination over a bigger segment: everyone current is in some band.
+    segment(&app, "everyone-low", "churn-risk", "churn-low").await;
+    let page: Value = app
+        .get("/api/v1/segments/churn-low/members?limit=1", &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["next"], Value::Null);
+
+    // Bad definitions, and a refresh of a disabled plugin.
+    let dup = app
+        .post(
+            "/api/v1/segments",
+            &app.staff,
+            &json!({ "name": "churn-high", "plugin": "churn-risk", "key": "x" }),
+        )
+        .await;
+    problem(dup, StatusCode::CONFLICT).await;
+    let bad = app
+        .post(
+            "/api/v1/segments",
+            &app.staff,
+            &json!({ "name": "Bad Name", "plugin": "nope", "key": "" }),
+        )
+        .await;
+    let bad = problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(bad["errors"].as_array().expect("errors").len(), 3);
+    app.post(
+        "/api/v1/plugins/churn-risk/disable",
+        &app.admin,
+        &json!({ "reason": "retraining" }),
+    )
+    .await;
+    let refused = app
+        .post(
+            "/api/v1/segments/churn-high/refresh",
+            &app.staff,
+            &json!({}),
+        )
+        .await;
+    let refused = problem(refused, StatusCode::CONFLICT).await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("retraining")
+    );
+    // The members of the last good refresh stay.
+    assert_eq!(members("churn-high").await, [ending]);
+    let in_use = app
+        .request(Method::DELETE, "/api/v1/plugins/churn-risk", &app.admin)
+        .send()
+        .await
+        .expect("request");
+    problem(in_use, StatusCode::CONFLICT).await;
+}
+
+#[tokio::test]
+async fn hostile_plugins_are_stopped_recorded_and_tripped_while_the_service_keeps_answering() {
+    let app = spawn_app_with(|c| {
+        c.plugins.fuel_per_batch = 200_000_000;
+        c.plugins.deadline_ms = 5_000;
+        c.plugins.max_memory_mib = 32;
+        c.plugins.max_result_bytes = 1 << 20;
+        c.plugins.failure_threshold = 2;
+        c.plugins.batch_size = 50;
+    })
+    .await;
+    for name in ["One", "Two", "Three", "Four", "Five", "Six"] {
+        reader(&app, name).await;
+    }
+    let cases = [
+        ("hostile_spin", "fuel", "fuel budget"),
+        ("hostile_hog", "memory", "memory cap of 32 MiB"),
+        ("hostile_recurse", "trap", "overflowed its stack"),
+        ("hostile_panic", "trap", "hostile plugin gave up on reader"),
+        ("hostile_flood", "malformed", "over the cap of 1048576"),
+    ];
+    for (file, cause, says) in cases {
+        let id = file.replace('_', "-");
+        let wasm = component(file);
+        install(&app, &segmenter_manifest(&id, "\"status\"", &wasm), &wasm).await;
+        segment(&app, &id, &id, "any").await;
+        let (done, card) = tokio::join!(refresh(&app, &id), async {
+            // The service keeps answering while the plugin misbehaves.
+            app.get("/healthz", &app.staff).await.status()
+        });
+        assert_eq!(card, StatusCode::OK);
+        assert_eq!(done["state"], "failed", "{id}: {done}");
+        let error = done["error"].as_str().expect("error");
+        assert!(error.contains(says), "{id}: {error}");
+        let detail: Value = app
+            .get(&format!("/api/v1/plugins/{id}"), &app.staff)
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            detail["recent_failures"][0]["cause"], cause,
+            "{id}: {detail}"
+        );
+        assert_eq!(
+            detail["enabled"], true,
+            "one failure does not trip the breaker"
+        );
+
+        // The second consecutive failure trips the circuit breaker.
+        let second = refresh(&app, &id).await;
+        assert_eq!(second["state"], "failed");
+        let detail: Value = app
+            .get(&format!("/api/v1/plugins/{id}"), &app.staff)
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(detail["enabled"], false, "{id}: {detail}");
+        let reason = detail["disabled_reason"].as_str().expect("reason");
+        assert!(
+            reason.starts_with("circuit breaker: 2 consecutive failing batches"),
+            "{reason}"
+        );
+        let refused = app
+            .post(
+                &format!("/api/v1/segments/{id}/refresh"),
+                &app.staff,
+                &json!({}),
+            )
+            .await;
+        problem(refused, StatusCode::CONFLICT).await;
+    }
+
+    // A well-behaved plugin keeps working next to the tripped ones.
+    let wasm = component("churn_risk");
+    install(&app, &example_manifest("churn-risk", &wasm), &wasm).await;
+    segment(&app, "churn-low", "churn-risk", "churn-low").await;
+    assert_eq!(refresh(&app, "churn-low").await["state"], "done");
+
+    let metrics = app
+        .get("/metrics", &app.staff)
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("masthead_plugin_calls_total{plugin=\"churn-risk\",version=\"1.0.0\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "masthead_plugin_errors_total{plugin=\"hostile-spin\",version=\"1.0.0\",cause=\"fuel\"}"
+    ));
+}
+
+#[tokio::test]
+async fn a_plugin_sees_no_files_environment_network_or_real_clock() {
+    let app = spawn_app().await;
+    app.set_today("2026-11-23");
+    for name in ["One", "Two"] {
+        reader(&app, name).await;
+    }
+    let wasm = component("hostile_snoop");
+    install(&app, &segmenter_manifest("snoop", "", &wasm), &wasm).await;
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+        .expect("time")
+        .timestamp();
+    for key in [
+        "files-closed",
+        "env-closed",
+        "network-closed",
+        &format!("clock-{now}"),
+    ] {
+        let name = key.replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+        segment(&app, &name, "snoop", key).await;
+        let done = refresh(&app, &name).await;
+        assert_eq!(done["size"], 2, "{key}: {done}");
+    }
+}
