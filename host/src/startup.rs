@@ -17,6 +17,7 @@ use crate::services::audit::AuditLog;
 use crate::services::catalogue::Catalogue;
 use crate::services::clock::{Clock, SystemClock};
 use crate::services::plugins::Plugins;
+use crate::services::plugins::campaigns::Campaigns;
 use crate::services::plugins::offers::Offers;
 use crate::services::plugins::segments::Segments;
 use crate::services::renewals::Circulation;
@@ -86,6 +87,12 @@ impl Application {
             grace_days,
             config.plugins.batch_size,
         ));
+        let campaigns = Arc::new(Campaigns::new(
+            Arc::clone(&plugins),
+            config.currency()?,
+            grace_days,
+            config.plugins.batch_size,
+        ));
         let offers = Arc::new(Offers::new(
             Arc::clone(&plugins),
             Arc::clone(&registry),
@@ -103,6 +110,7 @@ impl Application {
             plugins,
             segments,
             offers,
+            campaigns,
         };
         let limits = HttpLimits {
             body_limit_bytes: config.body_limit_bytes,

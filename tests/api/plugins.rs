@@ -688,3 +688,77 @@ async fn a_plugin_sees_no_files_environment_network_or_real_clock() {
         assert_eq!(done["size"], 2, "{key}: {done}");
     }
 }
+
+#[tokio::test]
+async fn a_campaign_preview_ranks_consenting_members_with_a_targeter() {
+    let app = spawn_app().await;
+    app.set_today("2026-11-23");
+    publication(&app, "DT", &[("2020-01-01", 30_000)]).await;
+    let consent = |granted: bool| json!([{ "purpose": "marketing_email", "granted": granted, "channel": "web" }]);
+    let lapsed = async |family: &str, granted: Option<bool>, start: &str, percent_off: f64| {
+        let mut body = crate::helpers::person("Ada", family);
+        if let Some(granted) = granted {
+            body["consents"] = consent(granted);
+        }
+        let number = app.create(body).await["number"]
+            .as_str()
+            .expect("number")
+            .to_string();
+        let mut term = print_year("DT", start);
+        if percent_off > 0.0 {
+            term["discounts"] = json!([{ "percent": percent_off, "reason": "agent deal" }]);
+        }
+        subscribe(&app, &number, term).await;
+        number
+    };
+    let rich = lapsed("Rich", Some(true), "2025-01-01", 0.0).await;
+    let modest = lapsed("Modest", Some(true), "2025-01-01", 60.0).await;
+    let _silent = lapsed("Silent", None, "2025-01-01", 0.0).await;
+    let _refused = lapsed("Refused", Some(false), "2025-01-01", 0.0).await;
+    let _long_gone = lapsed("Longgone", Some(true), "2020-01-01", 0.0).await;
+
+    let churn = component("churn_risk");
+    install(&app, &example_manifest("churn-risk", &churn), &churn).await;
+    segment(&app, "lapsed", "churn-risk", "lapsed").await;
+    assert_eq!(refresh(&app, "lapsed").await["size"], 5);
+    let win_back = component("win_back");
+    install(&app, &example_manifest("win-back", &win_back), &win_back).await;
+
+    let request = json!({ "name": "winter win-back", "segment": "lapsed", "targeter": "win-back", "channel": "marketing_email" });
+    let response = app
+        .post("/api/v1/campaigns/preview", &app.staff, &request)
+        .await;
+    let status = response.status();
+    let preview: Value = response.json().await.expect("json");
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["members"], 5);
+    assert_eq!(
+        preview["without_consent"], 2,
+        "no consent, or consent refused"
+    );
+    assert_eq!(preview["excluded"], json!({ "gone 2153 days": 1 }));
+    assert_eq!(preview["contactable"], 2);
+    let ranked: Vec<_> = preview["audience"]
+        .as_array()
+        .expect("audience")
+        .iter()
+        .map(|r| r["number"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(ranked, [rich, modest]);
+
+    // Bad requests name every problem; a segmenter is not a targeter.
+    let bad = json!({ "name": "x", "segment": "nope", "targeter": "churn-risk", "channel": "third_party_audiences", "limit": 0 });
+    let bad = problem(
+        app.post("/api/v1/campaigns/preview", &app.staff, &bad)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let fields: Vec<_> = bad["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(fields, ["channel", "limit", "segment", "targeter"]);
+}

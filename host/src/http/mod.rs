@@ -2,6 +2,7 @@
 //! document, request ids, tracing, metrics, a body limit and a timeout.
 
 mod audit;
+mod campaigns;
 pub mod error;
 pub mod extract;
 mod health;
@@ -36,6 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::services::audit::AuditLog;
 use crate::services::catalogue::Catalogue;
 use crate::services::plugins::Plugins;
+use crate::services::plugins::campaigns::Campaigns;
 use crate::services::plugins::offers::Offers;
 use crate::services::plugins::segments::Segments;
 use crate::services::renewals::Circulation;
@@ -56,6 +58,7 @@ pub struct AppState {
     pub plugins: Arc<Plugins>,
     pub segments: Arc<Segments>,
     pub offers: Arc<Offers>,
+    pub campaigns: Arc<Campaigns>,
 }
 
 #[derive(OpenApi)]
@@ -78,6 +81,7 @@ pub struct AppState {
         (name = "plugins", description = "WebAssembly plugins: upload, enable, roll back, failures"),
         (name = "segments", description = "Segments decided by segmenter plugins"),
         (name = "offers", description = "One-to-one offers from offer-provider plugins"),
+        (name = "campaigns", description = "Campaign audiences ranked by targeter plugins"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -123,6 +127,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(plugins::router(limits.max_component_bytes))
         .merge(segments::router())
         .merge(offers::router())
+        .merge(campaigns::router())
         .layer(timeout(limits.request_timeout))
         .merge(imports)
         .split_for_parts();

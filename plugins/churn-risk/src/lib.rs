@@ -4,8 +4,9 @@
 //! Points: no auto-renewal on the running term (2), a term ending within `horizon_days` (1),
 //! each open complaint (2), each breached complaint in the last year (1), a first year of
 //! tenure (1), a gap in the history (1). High is `high_points` or more, medium half of that.
+//! Readers who already left are in `lapsed` (the audience of a win-back campaign).
 
-use masthead_sdk::{Config, Context, Segmenter, Subscriber};
+use masthead_sdk::{Config, Context, Segmenter, Status, Subscriber};
 
 pub struct ChurnRisk {
     horizon_days: i64,
@@ -30,6 +31,9 @@ impl Segmenter for ChurnRisk {
     }
 
     fn segment(&self, ctx: &Context, reader: &Subscriber) -> Result<Vec<String>, String> {
+        if reader.status == Status::Lapsed {
+            return Ok(vec!["lapsed".to_string()]);
+        }
         if !reader.status.is_current() {
             return Ok(vec![]);
         }
@@ -91,7 +95,7 @@ masthead_sdk::export_segmenter!(ChurnRisk);
 mod tests {
     use super::*;
     use masthead_sdk::testing::{self, reader};
-    use masthead_sdk::{ConfigValue, Date, Format, Status};
+    use masthead_sdk::{ConfigValue, Date, Format};
 
     const TODAY: Date = Date::new(2026, 11, 23);
 
@@ -128,9 +132,13 @@ mod tests {
     }
 
     #[test]
-    fn lapsed_readers_are_in_no_churn_segment() {
+    fn lapsed_readers_are_in_no_churn_band_but_in_lapsed() {
         let gone = reader(1000023).status(Status::Lapsed).build();
-        assert_eq!(run(&Config::default(), &[gone]), [Ok(vec![])]);
+        let never = reader(1000049).status(Status::None).build();
+        assert_eq!(
+            run(&Config::default(), &[gone, never]),
+            [Ok(vec!["lapsed".into()]), Ok(vec![])]
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! delete), and running the active version of a plugin with its failures recorded and its
 //! circuit breaker applied.
 
+pub mod campaigns;
 pub mod offers;
 pub mod segments;
 pub mod view;
