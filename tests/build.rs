@@ -15,6 +15,7 @@ const GROUPS: &[&[&str]] = &[
         "hostile-panic",
         "hostile-flood",
         "hostile-snoop",
+        "hostile-peek",
     ],
     &["win-back"],
     &["loyalty-offers"],

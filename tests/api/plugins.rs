@@ -762,3 +762,95 @@ async fn a_campaign_preview_ranks_consenting_members_with_a_targeter() {
         .collect();
     assert_eq!(fields, ["channel", "limit", "segment", "targeter"]);
 }
+
+#[tokio::test]
+async fn plugins_see_only_the_fields_they_read_and_contact_details_only_when_granted() {
+    let app = spawn_app().await;
+    app.set_today("2026-11-23");
+    publication(&app, "DT", &[("2020-01-01", 30_000)]).await;
+    let mut body = crate::helpers::person("Ada", "Byron");
+    body["addresses"] = json!([{ "kind": "delivery", "lines": ["1 High St"], "postal_code": "N1 1AA", "city": "London", "region": "North" }]);
+    let number = app.create(body).await["number"]
+        .as_str()
+        .expect("number")
+        .to_string();
+    subscribe(&app, &number, print_year("DT", "2026-01-01")).await;
+
+    let wasm = component("hostile_peek");
+    let sizes = async |manifest: &str, grant: bool, keys: &[&str]| {
+        let response = upload(&app, manifest, &wasm, grant).await;
+        let status = response.status();
+        let uploaded: Value = response.json().await.expect("json");
+        assert_eq!(status, StatusCode::CREATED, "{uploaded}");
+        let version = uploaded["versions"]
+            .as_array()
+            .expect("versions")
+            .last()
+            .expect("v")["version"]
+            .as_str()
+            .expect("version")
+            .to_string();
+        enable_version(&app, "peek", &version).await;
+        let mut found = Vec::new();
+        for key in keys {
+            let name = format!(
+                "{}-{}",
+                key.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+                    .to_lowercase(),
+                version.replace('.', "-")
+            );
+            let body =
+                json!({ "name": name, "plugin": "peek", "key": key, "plugin_version": version });
+            assert_eq!(
+                app.post("/api/v1/segments", &app.staff, &body)
+                    .await
+                    .status(),
+                StatusCode::CREATED
+            );
+            found.push(refresh(&app, &name).await["size"].as_i64().expect("size"));
+        }
+        found
+    };
+    // Reads the region only: no terms, no status, no contact.
+    let region_only = segmenter_manifest("peek", "\"region\"", &wasm);
+    assert_eq!(
+        sizes(
+            &region_only,
+            false,
+            &["region-North", "terms-0", "contact-none", "status-none"]
+        )
+        .await,
+        [1, 1, 1, 1]
+    );
+    // Asks for contact details, but no admin granted them: still none.
+    let asks = format!(
+        "{}permissions = [\"pii\"]\n",
+        segmenter_manifest("peek", "\"contact\", \"terms\", \"status\"", &wasm)
+    )
+    .replace("version = \"1.0.0\"\nkind", "version = \"1.1.0\"\nkind");
+    assert_eq!(
+        sizes(
+            &asks,
+            false,
+            &["contact-none", "terms-1", "region-none", "status-active"]
+        )
+        .await,
+        [1, 1, 1, 1]
+    );
+    // Granted on upload: the plugin sees the name, and the grant is in the audit log.
+    let granted = asks.replace("version = \"1.1.0\"\nkind", "version = \"1.2.0\"\nkind");
+    assert_eq!(sizes(&granted, true, &["contact-Byron"]).await, [1]);
+    let audit: Value = app
+        .get("/api/v1/audit?action=plugin.pii_granted", &app.admin)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let entries = audit["items"].as_array().expect("items");
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(entries[0]["actor"]["name"], "test admin");
+    assert_eq!(
+        entries[0]["detail"],
+        json!({ "plugin": "peek", "version": "1.2.0" })
+    );
+}
