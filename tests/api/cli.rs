@@ -78,3 +78,204 @@ async fn a_fresh_install_writes_its_first_admin_key_to_a_private_file_once() {
         "an install with an admin key gets no second one"
     );
 }
+
+#[tokio::test]
+async fn plugin_commands_check_run_upload_enable_and_roll_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("plugins.db").display());
+    let built = env!("WASM_TEST_PLUGINS");
+    let example = format!("{}/../plugins/churn-risk", env!("CARGO_MANIFEST_DIR"));
+    let churn = format!("{built}/churn_risk.wasm");
+    let args = |rest: &[&str]| {
+        let mut all = vec!["masthead", "--database-url", url.as_str(), "plugin"];
+        all.extend_from_slice(rest);
+        Cli::parse_from(all)
+    };
+    let run = |parsed: Cli| async move {
+        let config = parsed.config().expect("config");
+        cli::run(parsed, config).await
+    };
+
+    run(args(&["check", &example, "--component", &churn]))
+        .await
+        .expect("the example passes the checks");
+    let future = format!("{built}/hostile_future.wasm");
+    let refused = run(args(&["check", &example, "--component", &future]))
+        .await
+        .expect_err("built for another contract version");
+    assert!(
+        refused.to_string().contains("masthead:plugin@2.0.0"),
+        "{refused}"
+    );
+
+    let input = dir.path().join("readers.json");
+    std::fs::write(
+        &input,
+        r#"[{"number": 1000007, "status": "active", "tenure_days": 100,
+             "terms": [{"publication": "DT", "start": "2026-01-01", "end": "2026-12-31"}]}]"#,
+    )
+    .expect("write input");
+    let input = input.display().to_string();
+    run(args(&[
+        "run",
+        &example,
+        "--component",
+        &churn,
+        "--input",
+        &input,
+    ]))
+    .await
+    .expect("runs");
+    let bad_setting = run(args(&[
+        "run",
+        &example,
+        "--component",
+        &churn,
+        "--input",
+        &input,
+        "--set",
+        "horizon_days=-1",
+    ]))
+    .await
+    .expect_err("configure refuses it");
+    assert!(
+        bad_setting
+            .to_string()
+            .contains("horizon_days must be positive")
+    );
+    let spin = format!("{built}/hostile_spin.wasm");
+    let manifest_dir = dir.path().join("spin");
+    std::fs::create_dir(&manifest_dir).expect("dir");
+    std::fs::write(
+        manifest_dir.join("masthead-plugin.toml"),
+        "id = \"spin\"\nversion = \"1.0.0\"\nkind = \"segmenter\"\napi_version = \"1.0.0\"\n[limits]\nfuel_per_batch = 1000000\n",
+    )
+    .expect("manifest");
+    let stopped = run(args(&[
+        "run",
+        &manifest_dir.display().to_string(),
+        "--component",
+        &spin,
+        "--input",
+        &input,
+    ]))
+    .await
+    .expect_err("the loop is stopped");
+    assert!(stopped.to_string().contains("(fuel)"), "{stopped}");
+
+    run(args(&["upload", &example, "--component", &churn]))
+        .await
+        .expect("upload");
+    let v2 = dir.path().join("v2");
+    std::fs::create_dir(&v2).expect("dir");
+    let text =
+        std::fs::read_to_string(format!("{example}/masthead-plugin.toml")).expect("manifest");
+    std::fs::write(
+        v2.join("masthead-plugin.toml"),
+        text.replace("version = \"1.0.0\"\nkind", "version = \"1.1.0\"\nkind"),
+    )
+    .expect("manifest");
+    run(args(&[
+        "upload",
+        &v2.display().to_string(),
+        "--component",
+        &churn,
+    ]))
+    .await
+    .expect("upload v2");
+    run(args(&["enable", "churn-risk"])).await.expect("enable");
+    run(args(&["enable", "churn-risk", "--version", "1.0.0"]))
+        .await
+        .expect("roll back");
+    run(args(&["list"])).await.expect("list");
+    run(args(&["show", "churn-risk"])).await.expect("show");
+    let store = masthead::store::open(&url).await.expect("open");
+    let plugin = store
+        .get_plugin("churn-risk")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert!(plugin.enabled);
+    assert_eq!(plugin.active_version.as_deref(), Some("1.0.0"));
+    run(args(&[
+        "disable",
+        "churn-risk",
+        "--reason",
+        "end of season",
+    ]))
+    .await
+    .expect("disable");
+    run(args(&["delete", "churn-risk"])).await.expect("delete");
+    assert!(
+        store
+            .get_plugin("churn-risk")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let gone = run(args(&["show", "churn-risk"]))
+        .await
+        .expect_err("deleted");
+    assert!(gone.to_string().contains("no plugin churn-risk"));
+}
+
+#[tokio::test]
+async fn plugin_new_creates_a_crate_with_a_manifest_the_host_accepts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = dir.path().join("gold-offers");
+    let parsed = Cli::parse_from([
+        "masthead",
+        "plugin",
+        "new",
+        "gold-offers",
+        "--kind",
+        "offer-provider",
+        "--dir",
+        &target.display().to_string(),
+    ]);
+    let config = parsed.config().expect("config");
+    cli::run(parsed, config).await.expect("created");
+    let manifest = std::fs::read_to_string(target.join("masthead-plugin.toml")).expect("manifest");
+    let parsed = masthead::domain::plugin::Manifest::from_toml(&manifest).expect("parses");
+    let caps = masthead::config::Config::default().plugins.runtime().caps;
+    let checked = parsed.check(caps).expect("valid");
+    assert_eq!(checked.manifest.id, "gold-offers");
+    let cargo = std::fs::read_to_string(target.join("Cargo.toml")).expect("Cargo.toml");
+    assert!(cargo.contains("features = [\"offer-provider\"]"));
+    assert!(
+        std::fs::read_to_string(target.join("src/lib.rs"))
+            .expect("lib")
+            .contains("export_offer_provider!")
+    );
+    let again = Cli::parse_from([
+        "masthead",
+        "plugin",
+        "new",
+        "gold-offers",
+        "--kind",
+        "segmenter",
+        "--dir",
+        &target.display().to_string(),
+    ]);
+    let config = again.config().expect("config");
+    assert!(
+        cli::run(again, config).await.is_err(),
+        "an existing folder is not overwritten"
+    );
+    let bad = Cli::parse_from([
+        "masthead",
+        "plugin",
+        "new",
+        "Gold Offers",
+        "--kind",
+        "segmenter",
+    ]);
+    let config = bad.config().expect("config");
+    assert!(
+        cli::run(bad, config)
+            .await
+            .expect_err("bad id")
+            .to_string()
+            .contains("cannot be a plugin id")
+    );
+}

@@ -1,7 +1,10 @@
-//! The `masthead` command line: serve, migrate, API keys, the circulation file and renewals.
+//! The `masthead` command line: serve, migrate, API keys, the circulation file, renewals and
+//! plugins.
 
 mod circulation;
+mod fixture;
 mod keys;
+mod plugin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,6 +83,9 @@ pub enum Command {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// Plugins: start a crate, check and run a package locally, manage stored plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
     /// Renew every auto-renew term ending within the next days; safe to run again.
     RenewDue {
         #[arg(long, default_value_t = 14)]
@@ -115,6 +121,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(command) => keys::run(command, &config).await,
+        Command::Plugin(command) => plugin::run(command, &config).await,
         Command::Import {
             subscribers,
             terms,

@@ -68,7 +68,7 @@ fn exported_version(
             exports.join(", ")
         };
         return Err(format!(
-            "a {} must export {interface}@{API_VERSION}; this component exports {found}",
+            "a plugin of kind {} must export {interface}@{API_VERSION}; this component exports {found}",
             kind.as_str()
         ));
     };

@@ -4,7 +4,7 @@
 
 pub mod bindings;
 mod inspect;
-mod outcome;
+pub mod outcome;
 mod sandbox;
 
 use std::collections::HashMap;

@@ -657,7 +657,7 @@ fn version_view(v: PluginVersionRecord, caps: Limits) -> VersionView {
     }
 }
 
-fn config_value(v: SettingValue) -> wit::ConfigValue {
+pub(crate) fn config_value(v: SettingValue) -> wit::ConfigValue {
     match v {
         SettingValue::Boolean(b) => wit::ConfigValue::Boolean(b),
         SettingValue::Integer(i) => wit::ConfigValue::Integer(i),

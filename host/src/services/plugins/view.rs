@@ -202,6 +202,58 @@ impl ViewBuilder {
     }
 }
 
+/// Empties what a record holds beyond `fields` (and contact details without `pii`), as the
+/// host's own projection would have left it.
+pub fn restrict(mut s: wit::Subscriber, fields: FieldSet, pii: bool) -> wit::Subscriber {
+    let has = |f: Field| fields.contains(f);
+    if !has(Field::Status) {
+        s.status = wit::Status::None;
+    }
+    if !has(Field::Region) {
+        s.region = None;
+    }
+    if !has(Field::PostalCode) {
+        s.postal_code = None;
+    }
+    if !has(Field::BirthYear) {
+        s.birth_year = None;
+    }
+    if !has(Field::Tenure) {
+        s.tenure_days = 0;
+        s.first_subscribed = None;
+    }
+    if !has(Field::LifetimeRevenue) {
+        s.lifetime_revenue = 0;
+    }
+    if !has(Field::ShareOfWallet) {
+        s.share_of_wallet = 0.0;
+    }
+    if !has(Field::Terms) {
+        s.terms.clear();
+    }
+    if !has(Field::ClubTiers) {
+        s.club_tiers.clear();
+    }
+    if !has(Field::Complaints) {
+        s.complaints = wit::ComplaintCounts {
+            open: 0,
+            total: 0,
+            last_year: 0,
+            breached: 0,
+        };
+    }
+    if !has(Field::Consents) {
+        s.consents.clear();
+    }
+    if !has(Field::Attributes) {
+        s.attributes.clear();
+    }
+    if !(pii && has(Field::Contact)) {
+        s.contact = None;
+    }
+    s
+}
+
 pub fn date(d: NaiveDate) -> wit::Date {
     wit::Date {
         year: d.year(),
