@@ -6,6 +6,8 @@ mod fixture;
 mod keys;
 mod plugin;
 
+pub use circulation::load_demo;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -286,6 +286,25 @@ impl PluginRuntime {
         .await
     }
 
+    /// Instantiates the plugin in a fresh sandbox and drops it, calling nothing: the fixed
+    /// cost every call pays (measured by the benchmarks).
+    pub fn instantiate(&self, call: &Invocation) -> wasmtime::Result<()> {
+        let memory_bytes = (call.limits.memory_mib as usize) << 20;
+        let mut store = Store::new(
+            &self.engine,
+            Sandbox::new(call.now_secs, memory_bytes, self.settings.log),
+        );
+        store.limiter(|s| s.limiter());
+        store.set_fuel(call.limits.fuel_per_batch)?;
+        store.epoch_deadline_trap();
+        self.restart_deadline(&mut store, call);
+        match &call.plugin.pre {
+            KindPre::Segmenter(pre) => pre.instantiate(&mut store).map(drop),
+            KindPre::Targeter(pre) => pre.instantiate(&mut store).map(drop),
+            KindPre::OfferProvider(pre) => pre.instantiate(&mut store).map(drop),
+        }
+    }
+
     /// Waits for a free instance slot, then runs `work` on the blocking pool.
     async fn off_thread<T: Send + 'static>(
         self: &Arc<Self>,
