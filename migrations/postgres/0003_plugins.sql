@@ -88,6 +88,9 @@ CREATE TABLE segment_refreshes (
     error          TEXT,
     started_by     TEXT NOT NULL,
     started_at     TIMESTAMPTZ NOT NULL,
+    -- Moves with every batch; a running refresh that stops moving was abandoned (its host
+    -- stopped) and may be taken over.
+    updated_at     TIMESTAMPTZ NOT NULL,
     finished_at    TIMESTAMPTZ
 );
 CREATE INDEX segment_refreshes_by_segment ON segment_refreshes (segment_id, id);

@@ -854,3 +854,76 @@ async fn plugins_see_only_the_fields_they_read_and_contact_details_only_when_gra
         json!({ "plugin": "peek", "version": "1.2.0" })
     );
 }
+
+#[tokio::test]
+async fn a_call_past_its_deadline_is_stopped_by_the_epoch_even_with_fuel_to_spare() {
+    let app = spawn_app_with(|c| {
+        c.plugins.fuel_per_batch = u64::MAX / 2;
+        c.plugins.deadline_ms = 50;
+    })
+    .await;
+    reader(&app, "Patient").await;
+    let wasm = component("hostile_spin");
+    install(&app, &segmenter_manifest("spin", "", &wasm), &wasm).await;
+    segment(&app, "spin", "spin", "any").await;
+    let done = refresh(&app, "spin").await;
+    assert_eq!(done["state"], "failed");
+    let error = done["error"].as_str().expect("error");
+    assert!(error.contains("deadline of 50 ms"), "{error}");
+    let detail: Value = app
+        .get("/api/v1/plugins/spin", &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(detail["recent_failures"][0]["cause"], "deadline");
+}
+
+#[tokio::test]
+async fn a_refresh_abandoned_by_a_stopped_host_is_taken_over_after_a_quiet_spell() {
+    let app = spawn_app().await;
+    app.set_today("2026-11-23");
+    reader(&app, "Someone").await;
+    let wasm = component("churn_risk");
+    install(&app, &example_manifest("churn-risk", &wasm), &wasm).await;
+    segment(&app, "churn-low", "churn-risk", "churn-low").await;
+    // A host started a refresh and stopped before finishing it.
+    let url = app.config.database_url.clone().expect("url");
+    let store = masthead::store::open(&url).await.expect("open");
+    let id = store
+        .get_segment("churn-low")
+        .await
+        .expect("read")
+        .expect("segment")
+        .id;
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+        .expect("t")
+        .to_utc();
+    store
+        .start_refresh(id, "1.0.0", 1, "a stopped host", at)
+        .await
+        .expect("started");
+
+    let path = "/api/v1/segments/churn-low/refresh";
+    problem(
+        app.post(path, &app.staff, &json!({})).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    app.clock.set(at + chrono::Duration::minutes(11));
+    let done = refresh(&app, "churn-low").await;
+    assert_eq!(done["state"], "done");
+    let view: Value = app
+        .get("/api/v1/segments/churn-low", &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(view["refreshes"][1]["state"], "failed");
+    assert!(
+        view["refreshes"][1]["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("abandoned")
+    );
+}

@@ -247,7 +247,7 @@ pub trait SegmentStore: Send + Sync {
     async fn get_segment(&self, name: &str) -> StoreResult<Option<SegmentRecord>>;
     /// Removes the segment with its members and refresh history.
     async fn delete_segment(&self, id: i64) -> StoreResult<()>;
-    /// Starts a refresh job; one already running is a conflict.
+    /// Starts a refresh job; one already running (and not abandoned) is a conflict.
     async fn start_refresh(
         &self,
         segment_id: i64,
@@ -256,7 +256,13 @@ pub trait SegmentStore: Send + Sync {
         by: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<RefreshRecord>;
-    async fn refresh_progress(&self, id: i64, processed: i64, failed: i64) -> StoreResult<()>;
+    async fn refresh_progress(
+        &self,
+        id: i64,
+        processed: i64,
+        failed: i64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Replaces the members in one transaction and marks the refresh done.
     async fn finish_refresh(
         &self,

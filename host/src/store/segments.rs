@@ -16,6 +16,8 @@ const SEGMENT_COLUMNS: &str = "id, name, description, plugin_id, plugin_version,
      size, refreshed_at, created_by, created_at";
 const REFRESH_COLUMNS: &str = "id, state, plugin_version, processed, total, size, \
      failed_records, error, started_by, started_at, finished_at";
+/// Minutes without progress after which a running refresh counts as abandoned.
+const STALE_AFTER_MINUTES: i64 = 10;
 /// Rows per multi-row insert of members.
 const MEMBER_CHUNK: usize = 500;
 
@@ -159,9 +161,23 @@ where
         by: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<RefreshRecord> {
+        // A refresh whose host stopped mid-way never finishes; after a quiet spell it is
+        // marked failed so that the segment can be refreshed again.
+        let stale = at - chrono::Duration::minutes(STALE_AFTER_MINUTES);
+        sqlx::query(
+            "UPDATE segment_refreshes SET state = 'failed', finished_at = $3, \
+             error = 'abandoned: no progress for a while (its host probably stopped)' \
+             WHERE segment_id = $1 AND state = 'running' AND updated_at < $2",
+        )
+        .bind(segment_id)
+        .bind(stale)
+        .bind(at)
+        .execute(&self.write)
+        .await?;
         let sql = format!(
             "INSERT INTO segment_refreshes (segment_id, state, plugin_version, total, started_by, \
-             started_at) VALUES ($1, 'running', $2, $3, $4, $5) RETURNING {REFRESH_COLUMNS}"
+             started_at, updated_at) VALUES ($1, 'running', $2, $3, $4, $5, $5) \
+             RETURNING {REFRESH_COLUMNS}"
         );
         let row: RefreshRow = sqlx::query_as(&sql)
             .bind(segment_id)
@@ -180,13 +196,21 @@ where
         Ok(row.into())
     }
 
-    async fn refresh_progress(&self, id: i64, processed: i64, failed: i64) -> StoreResult<()> {
+    async fn refresh_progress(
+        &self,
+        id: i64,
+        processed: i64,
+        failed: i64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE segment_refreshes SET processed = $2, failed_records = $3 WHERE id = $1",
+            "UPDATE segment_refreshes SET processed = $2, failed_records = $3, updated_at = $4 \
+             WHERE id = $1",
         )
         .bind(id)
         .bind(processed)
         .bind(failed)
+        .bind(at)
         .execute(&self.write)
         .await?;
         Ok(())

@@ -294,7 +294,8 @@ impl Segments {
                 }
             }
             processed += sequences.len() as i64;
-            if let Err(e) = store.refresh_progress(job, processed, failed).await {
+            let at = self.plugins.clock().now();
+            if let Err(e) = store.refresh_progress(job, processed, failed, at).await {
                 tracing::warn!(error = %e, "could not record refresh progress");
             }
         }
