@@ -16,12 +16,14 @@ use crate::runtime::PluginRuntime;
 use crate::services::audit::AuditLog;
 use crate::services::catalogue::Catalogue;
 use crate::services::clock::{Clock, SystemClock};
+use crate::services::complaints::Complaints;
 use crate::services::plugins::Plugins;
 use crate::services::plugins::campaigns::Campaigns;
 use crate::services::plugins::offers::Offers;
 use crate::services::plugins::segments::Segments;
 use crate::services::renewals::Circulation;
 use crate::services::subscribers::Registry;
+use crate::services::timeline::Timelines;
 use crate::store::{self, Store};
 use crate::telemetry;
 
@@ -99,6 +101,20 @@ impl Application {
             config.currency()?,
             grace_days,
         ));
+        let complaints = Arc::new(Complaints::new(
+            Arc::clone(&store),
+            Arc::clone(&registry),
+            audit.clone(),
+            Arc::clone(&clock),
+            config.complaints.policy()?,
+            config.complaints.due_soon_minutes,
+            config.currency()?,
+        ));
+        let timelines = Arc::new(Timelines::new(
+            Arc::clone(&store),
+            Arc::clone(&registry),
+            audit.clone(),
+        ));
         let state = AppState {
             store: Arc::clone(&store),
             registry,
@@ -111,6 +127,8 @@ impl Application {
             segments,
             offers,
             campaigns,
+            complaints,
+            timelines,
         };
         let limits = HttpLimits {
             body_limit_bytes: config.body_limit_bytes,

@@ -3,6 +3,7 @@
 
 mod auth;
 mod cli;
+mod complaints;
 mod demo;
 mod duplicates;
 mod helpers;
@@ -14,3 +15,4 @@ mod privacy;
 mod renewals;
 mod search;
 mod subscribers;
+mod timeline;

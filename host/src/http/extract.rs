@@ -97,11 +97,33 @@ impl<S: Send + Sync> FromRequestParts<S> for Number {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(raw) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|e| ApiError::bad_request("invalid-path", e.body_text()))?;
+        let raw = path_segment(parts, state).await?;
         Ok(Self(SubscriberNumber::parse(&raw)?))
+    }
+}
+
+/// The one parameter segment of the path, as text.
+async fn path_segment<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<String, ApiError> {
+    let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::bad_request("invalid-path", e.body_text()))?;
+    Ok(raw)
+}
+
+/// An `{id}` path segment.
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = path_segment(parts, state).await?;
+        raw.parse().map(Self).map_err(|_| {
+            ApiError::bad_request(
+                "invalid-path",
+                format!("`{raw}` is not an id; ids are whole numbers"),
+            )
+        })
     }
 }
 

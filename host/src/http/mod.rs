@@ -3,6 +3,7 @@
 
 mod audit;
 mod campaigns;
+mod complaints;
 pub mod error;
 pub mod extract;
 mod health;
@@ -16,6 +17,7 @@ mod segments;
 mod staff;
 mod subscribers;
 mod terms;
+mod timeline;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,12 +38,14 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::services::audit::AuditLog;
 use crate::services::catalogue::Catalogue;
+use crate::services::complaints::Complaints;
 use crate::services::plugins::Plugins;
 use crate::services::plugins::campaigns::Campaigns;
 use crate::services::plugins::offers::Offers;
 use crate::services::plugins::segments::Segments;
 use crate::services::renewals::Circulation;
 use crate::services::subscribers::Registry;
+use crate::services::timeline::Timelines;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -59,6 +63,8 @@ pub struct AppState {
     pub segments: Arc<Segments>,
     pub offers: Arc<Offers>,
     pub campaigns: Arc<Campaigns>,
+    pub complaints: Arc<Complaints>,
+    pub timelines: Arc<Timelines>,
 }
 
 #[derive(OpenApi)]
@@ -82,6 +88,8 @@ pub struct AppState {
         (name = "segments", description = "Segments decided by segmenter plugins"),
         (name = "offers", description = "One-to-one offers from offer-provider plugins"),
         (name = "campaigns", description = "Campaign audiences ranked by targeter plugins"),
+        (name = "complaints", description = "Complaints and other interactions: service-level clocks, workflow, queue, report"),
+        (name = "timeline", description = "Everything that happened with one subscriber, in order"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -128,6 +136,8 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(segments::router())
         .merge(offers::router())
         .merge(campaigns::router())
+        .merge(complaints::router())
+        .merge(timeline::router())
         .layer(timeout(limits.request_timeout))
         .merge(imports)
         .split_for_parts();

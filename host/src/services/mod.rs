@@ -3,12 +3,14 @@
 pub mod audit;
 pub mod catalogue;
 pub mod clock;
+pub mod complaints;
 pub mod demo;
 pub mod keys;
 pub mod legacy;
 pub mod plugins;
 pub mod renewals;
 pub mod subscribers;
+pub mod timeline;
 
 use serde::Serialize;
 use utoipa::ToSchema;

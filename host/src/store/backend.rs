@@ -83,7 +83,8 @@ where
         + super::AuditStore
         + super::PluginStore
         + super::ViewStore
-        + super::SegmentStore,
+        + super::SegmentStore
+        + super::InteractionStore,
 {
     fn backend(&self) -> &'static str {
         DB::SCHEME

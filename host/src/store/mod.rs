@@ -8,6 +8,7 @@ mod audit;
 mod backend;
 mod bulk;
 mod catalogue;
+mod interactions;
 mod keys;
 pub mod models;
 mod plugins;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::domain::interaction::Interaction;
 use crate::domain::publication::{PriceListDraft, PublicationCode, PublicationDraft};
 use crate::domain::search::{Probe, SearchTerm};
 use crate::domain::term::Term;
@@ -328,6 +330,58 @@ pub trait PluginStore: Send + Sync {
     async fn plugin_events(&self, id: &str) -> StoreResult<Vec<PluginEvent>>;
 }
 
+/// Interactions with readers, their steps and compensations.
+#[async_trait]
+pub trait InteractionStore: Send + Sync {
+    /// Writes a new interaction (already in its state after `steps`), its steps, any
+    /// compensation and the audit entry, in one transaction.
+    async fn insert_interaction(
+        &self,
+        new: &Interaction,
+        steps: Vec<NewStep>,
+        compensation: Option<(CompensationGrant, String)>,
+        audit: AuditEntry,
+    ) -> StoreResult<Interaction>;
+    async fn get_interaction(&self, id: i64) -> StoreResult<Option<Interaction>>;
+    /// Writes `next` if the stored interaction is still at `next.version`, with its steps and
+    /// any compensation, in one transaction; a changed interaction is a conflict.
+    async fn update_interaction(
+        &self,
+        next: &Interaction,
+        steps: Vec<NewStep>,
+        compensation: Option<(CompensationGrant, String)>,
+        audit: AuditEntry,
+    ) -> StoreResult<Interaction>;
+    async fn interaction_steps(&self, id: i64) -> StoreResult<Vec<InteractionStep>>;
+    async fn list_interactions(&self, filter: &InteractionFilter) -> StoreResult<Vec<Interaction>>;
+    /// Unresolved, unpaused interactions due by `until`, soonest first.
+    async fn due_interactions(
+        &self,
+        until: DateTime<Utc>,
+        owner: Option<i64>,
+        category: Option<crate::domain::interaction::Category>,
+        limit: i64,
+    ) -> StoreResult<Vec<Interaction>>;
+    /// Interactions opened in `[from, to)`, oldest first.
+    async fn interactions_opened(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<Interaction>>;
+    /// Every step of every interaction of a subscriber, oldest first.
+    async fn subscriber_steps(
+        &self,
+        subscriber: SubscriberNumber,
+    ) -> StoreResult<Vec<(Interaction, Vec<InteractionStep>)>>;
+    async fn compensations(&self, subscriber: SubscriberNumber) -> StoreResult<Vec<Compensation>>;
+    /// Terms (not cancelled before their end) that ended from `from` through `to`.
+    async fn renewal_outcomes(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StoreResult<Vec<RenewalOutcome>>;
+}
+
 #[async_trait]
 pub trait Store:
     KeyStore
@@ -340,6 +394,7 @@ pub trait Store:
     + PluginStore
     + ViewStore
     + SegmentStore
+    + InteractionStore
 {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;

@@ -425,3 +425,69 @@ pub struct RefreshRecord {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
+
+/// One step of an interaction's workflow, as recorded.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InteractionStep {
+    pub id: i64,
+    pub interaction: i64,
+    pub action: crate::domain::interaction::Action,
+    pub note: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    pub at: DateTime<Utc>,
+    /// The API key (staff member) that took the step.
+    pub by: String,
+}
+
+pub struct NewStep {
+    pub action: crate::domain::interaction::Action,
+    pub note: Option<String>,
+    pub detail: serde_json::Value,
+    pub at: DateTime<Utc>,
+    pub by: String,
+}
+
+/// What a resolution gives the reader.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompensationGrant {
+    /// Extra days on a term: its end moves by as many days.
+    Extension { term: i64, days: u32 },
+    /// A credit on the reader's account (recorded, not paid out by Masthead).
+    Credit { amount: Money },
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Compensation {
+    pub id: i64,
+    pub interaction: i64,
+    #[schema(value_type = String)]
+    pub subscriber: SubscriberNumber,
+    /// `extension` or `credit`.
+    pub kind: String,
+    pub term: Option<i64>,
+    pub days: Option<i32>,
+    pub amount: Option<Money>,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+/// Newest first; `before` is the last id of the previous page.
+#[derive(Debug, Clone, Default)]
+pub struct InteractionFilter {
+    pub subscriber: Option<SubscriberNumber>,
+    pub state: Option<crate::domain::interaction::State>,
+    pub owner: Option<i64>,
+    pub category: Option<crate::domain::interaction::Category>,
+    pub kind: Option<crate::domain::interaction::Kind>,
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// A term that ended in a period, and whether it was renewed.
+#[derive(Debug, Clone, Copy)]
+pub struct RenewalOutcome {
+    pub subscriber: i64,
+    pub renewed: bool,
+}

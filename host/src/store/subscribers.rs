@@ -27,7 +27,15 @@ pub(super) const SUMMARY_COLUMNS: &str =
     "s.id, s.display_name, s.kind, s.status, s.postal_code, s.city, s.region";
 
 /// The tables whose rows belong to one subscriber and follow it into a merge.
-const SUBSCRIBER_OWNED_TABLES: &[&str] = &["consent_events", "orders", "terms", "holds"];
+const SUBSCRIBER_OWNED_TABLES: &[&str] = &[
+    "consent_events",
+    "orders",
+    "terms",
+    "holds",
+    "interactions",
+    "interaction_steps",
+    "compensations",
+];
 
 #[derive(FromRow)]
 pub(super) struct CardRow {
@@ -572,10 +580,15 @@ where
             return Err(self.why_not_updated(number).await);
         };
         replace_terms::<DB>(&mut tx, row.id, &[]).await?;
-        sqlx::query("UPDATE consent_events SET note = NULL WHERE subscriber_id = $1")
-            .bind(row.id)
-            .execute(&mut *tx)
-            .await?;
+        for sql in [
+            "UPDATE consent_events SET note = NULL WHERE subscriber_id = $1",
+            // What readers told the desk is personal; the figures of the workflow stay.
+            "UPDATE interactions SET text = '', contact = NULL, resolution = NULL \
+             WHERE subscriber_id = $1",
+            "UPDATE interaction_steps SET note = NULL WHERE subscriber_id = $1",
+        ] {
+            sqlx::query(sql).bind(row.id).execute(&mut *tx).await?;
+        }
         insert_audit::<DB>(&mut tx, &audit).await?;
         tx.commit().await?;
         row.try_into()

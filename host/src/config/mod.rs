@@ -1,5 +1,7 @@
 //! Configuration: defaults in code < `masthead.toml` < `MASTHEAD_*` environment < flags.
 
+mod complaints;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -12,6 +14,7 @@ use crate::domain::CountryCode;
 use crate::domain::money::{BasisPoints, Currency};
 use crate::domain::pricing::LoyaltyPolicy;
 use crate::services::renewals::RenewalPolicy;
+pub use complaints::ComplaintSettings;
 
 /// The settings a running instance needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +44,7 @@ pub struct Config {
     pub currency: String,
     pub renewals: RenewalSettings,
     pub plugins: PluginSettings,
+    pub complaints: ComplaintSettings,
 }
 
 /// `[plugins]`: the sandbox caps every plugin runs within (a manifest may ask for less), and
@@ -161,6 +165,7 @@ impl Default for Config {
             currency: "GBP".into(),
             renewals: RenewalSettings::default(),
             plugins: PluginSettings::default(),
+            complaints: ComplaintSettings::default(),
         }
     }
 }
@@ -199,6 +204,7 @@ impl Config {
         config.home_country()?;
         config.currency()?;
         config.renewals.loyalty()?;
+        config.complaints.policy()?;
         Ok(config)
     }
 
