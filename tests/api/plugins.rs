@@ -570,6 +570,36 @@ async fn a_segmenter_refreshes_segments_over_every_reader_in_batches() {
 }
 
 #[tokio::test]
+async fn segmenters_see_the_complaints_of_a_reader() {
+    let app = spawn_app().await;
+    app.set_today("2026-11-23");
+    publication(&app, "DT", &[("2020-01-01", 30_000)]).await;
+    // Auto-renews in the first year: one point, churn-low.
+    let vocal = reader(&app, "Vocal").await;
+    let mut body = print_year("DT", "2026-09-01");
+    body["auto_renew"] = json!(true);
+    subscribe(&app, &vocal, body).await;
+    let wasm = component("churn_risk");
+    install(&app, &example_manifest("churn-risk", &wasm), &wasm).await;
+    segment(&app, "churn-high", "churn-risk", "churn-high").await;
+    assert_eq!(refresh(&app, "churn-high").await["size"], 0);
+    // Two open complaints add two points each: churn-high.
+    for _ in 0..2 {
+        let response = app
+            .post(
+                "/api/v1/interactions",
+                &app.staff,
+                &json!({ "subscriber": vocal, "kind": "complaint", "channel": "phone",
+                         "category": "missed_delivery", "text": "No paper again" }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let done = refresh(&app, "churn-high").await;
+    assert_eq!(done["size"], 1, "{done}");
+}
+
+#[tokio::test]
 async fn hostile_plugins_are_stopped_recorded_and_tripped_while_the_service_keeps_answering() {
     let app = spawn_app_with(|c| {
         c.plugins.fuel_per_batch = 200_000_000;

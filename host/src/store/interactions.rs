@@ -9,8 +9,8 @@ use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 use super::audit::insert_audit;
 use super::backend::{Backend, SqlStore, parse_enum};
 use super::{
-    AuditEntry, Compensation, CompensationGrant, InteractionFilter, InteractionStep,
-    InteractionStore, NewStep, RenewalOutcome, StoreError, StoreResult,
+    AuditEntry, Compensation, CompensationGrant, ComplaintTally, InteractionFilter,
+    InteractionStep, InteractionStore, NewStep, RenewalOutcome, StoreError, StoreResult,
 };
 use crate::domain::SubscriberNumber;
 use crate::domain::interaction::{Category, Interaction};
@@ -429,6 +429,44 @@ where
                 })
             })
             .collect()
+    }
+
+    async fn complaint_tallies(
+        &self,
+        first: i64,
+        last: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(i64, ComplaintTally)>> {
+        let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT subscriber_id, \
+             SUM(CASE WHEN resolved_at IS NULL THEN 1 ELSE 0 END), COUNT(*), \
+             SUM(CASE WHEN opened_at >= $4 THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN responded_at > respond_by OR resolved_at > resolve_by \
+                 OR (responded_at IS NULL AND respond_by < $3) \
+                 OR (resolved_at IS NULL AND resolve_by < $3 AND paused_since IS NULL) \
+                 THEN 1 ELSE 0 END) \
+             FROM interactions WHERE kind = 'complaint' \
+             AND subscriber_id >= $1 AND subscriber_id <= $2 GROUP BY subscriber_id",
+        )
+        .bind(first)
+        .bind(last)
+        .bind(now)
+        .bind(now - chrono::Duration::days(365))
+        .fetch_all(&self.read)
+        .await?;
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(rows
+            .into_iter()
+            .map(|(subscriber, open, total, last_year, breached)| {
+                let tally = ComplaintTally {
+                    open: count(open),
+                    total: count(total),
+                    last_year: count(last_year),
+                    breached: count(breached),
+                };
+                (subscriber, tally)
+            })
+            .collect())
     }
 
     async fn renewal_outcomes(

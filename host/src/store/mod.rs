@@ -374,6 +374,13 @@ pub trait InteractionStore: Send + Sync {
         subscriber: SubscriberNumber,
     ) -> StoreResult<Vec<(Interaction, Vec<InteractionStep>)>>;
     async fn compensations(&self, subscriber: SubscriberNumber) -> StoreResult<Vec<Compensation>>;
+    /// The complaints of subscribers `first..=last` that have any, as of `now`.
+    async fn complaint_tallies(
+        &self,
+        first: i64,
+        last: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(i64, ComplaintTally)>>;
     /// Terms (not cancelled before their end) that ended from `from` through `to`.
     async fn renewal_outcomes(
         &self,

@@ -381,6 +381,20 @@ pub struct ReaderRow {
     pub consents: Consents,
     /// Read only when a plugin may see contact details or attributes.
     pub profile: Option<Profile>,
+    /// Filled only for plugins that read complaints.
+    pub complaints: ComplaintTally,
+}
+
+/// A reader's complaints, as plugins see them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ComplaintTally {
+    /// Not yet resolved.
+    pub open: u32,
+    pub total: u32,
+    /// Opened in the last 365 days.
+    pub last_year: u32,
+    /// A response or resolution came after its due time, or is missing past it.
+    pub breached: u32,
 }
 
 /// A segment defined by a segmenter plugin and one of the keys it returns.

@@ -8,7 +8,7 @@ use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::backend::{Backend, SqlStore};
 use super::terms::{TERM_COLUMNS, TermRow};
-use super::{ReaderRow, StoreResult, ViewStore};
+use super::{ComplaintTally, ReaderRow, StoreResult, ViewStore};
 use crate::domain::subscriber::ProfileDraft;
 use crate::domain::term::{Discount, Term};
 use crate::domain::{Consents, Profile};
@@ -86,6 +86,7 @@ where
                 birth_year: r.birth_year.and_then(|y| u16::try_from(y).ok()),
                 consents: r.consents.0,
                 profile: r.profile.map(|p| Profile::from_stored(p.0)),
+                complaints: ComplaintTally::default(),
             })
             .collect())
     }

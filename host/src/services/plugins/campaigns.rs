@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Plugins;
-use super::view::{ViewBuilder, purpose_of};
+use super::view::{ViewBuilder, attach_complaints, purpose_of};
 use crate::domain::money::Currency;
 use crate::domain::plugin::{Field, PluginKind};
 use crate::domain::{ConsentPurpose, FieldErrors, SubscriberNumber};
@@ -158,9 +158,10 @@ impl Campaigns {
             preview.members += page.len();
             let mut summaries: HashMap<i64, SubscriberSummary> =
                 page.into_iter().map(|s| (s.number.sequence(), s)).collect();
-            let rows = store
+            let mut rows = store
                 .reader_rows(first - 1, Some(last), i64::MAX, with_profile)
                 .await?;
+            attach_complaints(&**store, fields, &mut rows, self.plugins.clock().now()).await?;
             let terms = if fields.needs_terms() {
                 store.reader_terms(first, last).await?
             } else {

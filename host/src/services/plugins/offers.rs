@@ -7,11 +7,11 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::view::ViewBuilder;
+use super::view::{ViewBuilder, attach_complaints};
 use super::{Active, Plugins};
 use crate::domain::SubscriberNumber;
 use crate::domain::money::{Currency, Money};
-use crate::domain::plugin::{Field, PluginKind};
+use crate::domain::plugin::{Field, FieldSet, PluginKind};
 use crate::domain::publication::{Format, list_in_force};
 use crate::runtime::bindings::{Occasion, Offer, Pricing, wit};
 use crate::services::ServiceResult;
@@ -120,9 +120,17 @@ impl Offers {
                 let f = p.version.checked.fields;
                 f.contains(Field::Attributes) || f.contains(Field::Contact)
             });
-            let rows = store
+            let mut rows = store
                 .reader_rows(seq - 1, Some(seq), 1, with_profile)
                 .await?;
+            if providers
+                .iter()
+                .any(|p| p.version.checked.fields.contains(Field::Complaints))
+            {
+                let complaints = FieldSet::of(&[Field::Complaints]);
+                let now = self.plugins.clock().now();
+                attach_complaints(&**store, complaints, &mut rows, now).await?;
+            }
             let terms: Vec<_> = store
                 .reader_terms(seq, seq)
                 .await?

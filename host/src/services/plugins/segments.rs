@@ -9,11 +9,11 @@ use futures::{FutureExt, StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::view::ViewBuilder;
+use super::view::{ViewBuilder, attach_complaints};
 use super::{Active, Plugins};
 use crate::domain::FieldErrors;
 use crate::domain::money::Currency;
-use crate::domain::plugin::{Field, PluginKind};
+use crate::domain::plugin::{Field, FieldSet, PluginKind};
 use crate::domain::term::Term;
 use crate::services::subscribers::Caller;
 use crate::services::{ServiceError, ServiceResult};
@@ -236,18 +236,10 @@ impl Segments {
         let batch_size = self.batch_size as i64;
         // Pages are read in order (each starts after the last), then run `parallel` at once.
         let reader = Arc::clone(store);
+        let now = self.plugins.clock().now();
         let pages = stream::unfold(Some(0i64), move |after| {
             let store = Arc::clone(&reader);
-            async move {
-                next_page(
-                    store,
-                    after?,
-                    batch_size,
-                    with_profile,
-                    fields.needs_terms(),
-                )
-                .await
-            }
+            async move { next_page(store, after?, batch_size, with_profile, fields, now).await }
         })
         .boxed();
         let runs = pages
@@ -335,15 +327,19 @@ async fn next_page(
     after: i64,
     limit: i64,
     with_profile: bool,
-    with_terms: bool,
+    fields: FieldSet,
+    now: DateTime<Utc>,
 ) -> Option<(Result<Page, StoreError>, Option<i64>)> {
-    let rows = match store.reader_rows(after, None, limit, with_profile).await {
+    let mut rows = match store.reader_rows(after, None, limit, with_profile).await {
         Ok(rows) if rows.is_empty() => return None,
         Ok(rows) => rows,
         Err(e) => return Some((Err(e), None)),
     };
     let (first, last) = (rows[0].sequence, rows[rows.len() - 1].sequence);
-    let terms = if with_terms {
+    if let Err(e) = attach_complaints(&*store, fields, &mut rows, now).await {
+        return Some((Err(e), None));
+    }
+    let terms = if fields.needs_terms() {
         match store.reader_terms(first, last).await {
             Ok(t) => t,
             Err(e) => return Some((Err(e), None)),

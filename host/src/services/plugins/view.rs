@@ -12,7 +12,40 @@ use crate::domain::publication::Format;
 use crate::domain::tenure::{self, SubscriptionStatus};
 use crate::domain::term::{SalesChannel, Term};
 use crate::runtime::bindings::wit;
-use crate::store::{Publication, ReaderRow};
+use crate::store::{ComplaintTally, Publication, ReaderRow, Store, StoreResult};
+
+fn counts(tally: &ComplaintTally) -> wit::ComplaintCounts {
+    wit::ComplaintCounts {
+        open: tally.open,
+        total: tally.total,
+        last_year: tally.last_year,
+        breached: tally.breached,
+    }
+}
+
+/// Fills in the complaint counts of `rows` (in sequence order) when `fields` reads them.
+pub async fn attach_complaints(
+    store: &dyn Store,
+    fields: FieldSet,
+    rows: &mut [ReaderRow],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return Ok(());
+    };
+    if !fields.contains(Field::Complaints) {
+        return Ok(());
+    }
+    let tallies: HashMap<i64, ComplaintTally> = store
+        .complaint_tallies(first.sequence, last.sequence, now)
+        .await?
+        .into_iter()
+        .collect();
+    for row in rows {
+        row.complaints = tallies.get(&row.sequence).copied().unwrap_or_default();
+    }
+    Ok(())
+}
 
 /// Turns stored readers into plugin records, for one "today" and one catalogue.
 pub struct ViewBuilder {
@@ -115,14 +148,12 @@ impl ViewBuilder {
             } else {
                 Vec::new()
             },
-            // Clubs and complaints arrive with their own issues; until then nobody holds a
-            // tier or has complained.
+            // Clubs arrive with their own issue; until then nobody holds a tier.
             club_tiers: Vec::new(),
-            complaints: wit::ComplaintCounts {
-                open: 0,
-                total: 0,
-                last_year: 0,
-                breached: 0,
+            complaints: if has(Field::Complaints) {
+                counts(&row.complaints)
+            } else {
+                counts(&ComplaintTally::default())
             },
             consents: if has(Field::Consents) {
                 row.consents
@@ -235,12 +266,7 @@ pub fn restrict(mut s: wit::Subscriber, fields: FieldSet, pii: bool) -> wit::Sub
         s.club_tiers.clear();
     }
     if !has(Field::Complaints) {
-        s.complaints = wit::ComplaintCounts {
-            open: 0,
-            total: 0,
-            last_year: 0,
-            breached: 0,
-        };
+        s.complaints = counts(&ComplaintTally::default());
     }
     if !has(Field::Consents) {
         s.consents.clear();
