@@ -16,6 +16,8 @@ use crate::runtime::PluginRuntime;
 use crate::services::audit::AuditLog;
 use crate::services::catalogue::Catalogue;
 use crate::services::clock::{Clock, SystemClock};
+use crate::services::clubs::Clubs;
+use crate::services::clubs::events::Events;
 use crate::services::complaints::Complaints;
 use crate::services::plugins::Plugins;
 use crate::services::plugins::campaigns::Campaigns;
@@ -26,6 +28,112 @@ use crate::services::subscribers::Registry;
 use crate::services::timeline::Timelines;
 use crate::store::{self, Store};
 use crate::telemetry;
+
+/// Every service, wired to one store, audit log and clock; the HTTP app and the CLI share it.
+pub struct Services {
+    pub registry: Arc<Registry>,
+    pub catalogue: Arc<Catalogue>,
+    pub circulation: Arc<Circulation>,
+    pub plugins: Arc<Plugins>,
+    pub segments: Arc<Segments>,
+    pub offers: Arc<Offers>,
+    pub campaigns: Arc<Campaigns>,
+    pub complaints: Arc<Complaints>,
+    pub timelines: Arc<Timelines>,
+    pub clubs: Arc<Clubs>,
+    pub events: Arc<Events>,
+}
+
+impl Services {
+    pub fn build(
+        config: &Config,
+        store: Arc<dyn Store>,
+        audit: AuditLog,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let currency = config.currency()?;
+        let grace_days = i64::from(config.renewals.grace_days);
+        let registry = Arc::new(Registry::new(
+            Arc::clone(&store),
+            audit.clone(),
+            config.home_country()?,
+        ));
+        let catalogue = Arc::new(Catalogue::new(Arc::clone(&store), currency));
+        let runtime = Arc::new(PluginRuntime::new(config.plugins.runtime())?);
+        let plugins = Arc::new(Plugins::new(
+            Arc::clone(&store),
+            audit.clone(),
+            runtime,
+            Arc::clone(&clock),
+            config.plugins.failure_threshold,
+        ));
+        let clubs = Arc::new(Clubs::new(
+            Arc::clone(&store),
+            Arc::clone(&registry),
+            audit.clone(),
+            Arc::clone(&plugins),
+            Arc::clone(&clock),
+            currency,
+            grace_days,
+        ));
+        let circulation = Arc::new(Circulation::new(
+            Arc::clone(&store),
+            audit.clone(),
+            Arc::clone(&registry),
+            Arc::clone(&catalogue),
+            Arc::clone(&clock),
+            config.renewal_policy()?,
+            Arc::clone(&clubs),
+        ));
+        let events = Arc::new(Events::new(
+            Arc::clone(&store),
+            Arc::clone(&clubs),
+            Arc::clone(&registry),
+            audit.clone(),
+        ));
+        let batch_size = config.plugins.batch_size;
+        Ok(Self {
+            segments: Arc::new(Segments::new(
+                Arc::clone(&plugins),
+                currency,
+                grace_days,
+                batch_size,
+            )),
+            campaigns: Arc::new(Campaigns::new(
+                Arc::clone(&plugins),
+                currency,
+                grace_days,
+                batch_size,
+            )),
+            offers: Arc::new(Offers::new(
+                Arc::clone(&plugins),
+                Arc::clone(&registry),
+                currency,
+                grace_days,
+            )),
+            complaints: Arc::new(Complaints::new(
+                Arc::clone(&store),
+                Arc::clone(&registry),
+                audit.clone(),
+                Arc::clone(&clock),
+                config.complaints.policy()?,
+                config.complaints.due_soon_minutes,
+                currency,
+            )),
+            timelines: Arc::new(Timelines::new(
+                Arc::clone(&store),
+                Arc::clone(&registry),
+                audit,
+            )),
+            registry,
+            catalogue,
+            circulation,
+            plugins,
+            clubs,
+            events,
+        })
+    }
+}
 
 pub struct Application {
     listener: TcpListener,
@@ -60,75 +168,23 @@ impl Application {
             )
         })?;
         let (audit, audit_task) = AuditLog::start(Arc::clone(&store));
-        let registry = Arc::new(Registry::new(
-            Arc::clone(&store),
-            audit.clone(),
-            config.home_country()?,
-        ));
-        let catalogue = Arc::new(Catalogue::new(Arc::clone(&store), config.currency()?));
-        let circulation = Circulation::new(
-            Arc::clone(&store),
-            audit.clone(),
-            Arc::clone(&registry),
-            Arc::clone(&catalogue),
-            Arc::clone(&clock),
-            config.renewal_policy()?,
-        );
-        let grace_days = i64::from(config.renewals.grace_days);
-        let runtime = Arc::new(PluginRuntime::new(config.plugins.runtime())?);
-        let plugins = Arc::new(Plugins::new(
-            Arc::clone(&store),
-            audit.clone(),
-            runtime,
-            Arc::clone(&clock),
-            config.plugins.failure_threshold,
-        ));
-        let segments = Arc::new(Segments::new(
-            Arc::clone(&plugins),
-            config.currency()?,
-            grace_days,
-            config.plugins.batch_size,
-        ));
-        let campaigns = Arc::new(Campaigns::new(
-            Arc::clone(&plugins),
-            config.currency()?,
-            grace_days,
-            config.plugins.batch_size,
-        ));
-        let offers = Arc::new(Offers::new(
-            Arc::clone(&plugins),
-            Arc::clone(&registry),
-            config.currency()?,
-            grace_days,
-        ));
-        let complaints = Arc::new(Complaints::new(
-            Arc::clone(&store),
-            Arc::clone(&registry),
-            audit.clone(),
-            Arc::clone(&clock),
-            config.complaints.policy()?,
-            config.complaints.due_soon_minutes,
-            config.currency()?,
-        ));
-        let timelines = Arc::new(Timelines::new(
-            Arc::clone(&store),
-            Arc::clone(&registry),
-            audit.clone(),
-        ));
+        let services = Services::build(config, Arc::clone(&store), audit.clone(), clock)?;
         let state = AppState {
             store: Arc::clone(&store),
-            registry,
-            catalogue,
-            circulation: Arc::new(circulation),
+            registry: services.registry,
+            catalogue: services.catalogue,
+            circulation: services.circulation,
             import_limit_bytes: config.import_limit_bytes,
             audit: audit.clone(),
             metrics: telemetry::metrics_handle(),
-            plugins,
-            segments,
-            offers,
-            campaigns,
-            complaints,
-            timelines,
+            plugins: services.plugins,
+            segments: services.segments,
+            offers: services.offers,
+            campaigns: services.campaigns,
+            complaints: services.complaints,
+            timelines: services.timelines,
+            clubs: services.clubs,
+            events: services.events,
         };
         let limits = HttpLimits {
             body_limit_bytes: config.body_limit_bytes,

@@ -54,7 +54,7 @@ async fn queue(app: &TestApp, query: &str) -> Vec<Value> {
 }
 
 /// The fields a validation problem names.
-fn fields_of(problem: &Value) -> Vec<&str> {
+pub(crate) fn fields_of(problem: &Value) -> Vec<&str> {
     problem["errors"]
         .as_array()
         .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())

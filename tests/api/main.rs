@@ -3,6 +3,7 @@
 
 mod auth;
 mod cli;
+mod clubs;
 mod complaints;
 mod demo;
 mod duplicates;

@@ -134,7 +134,7 @@ async fn the_timeline_shows_everything_in_order_filtered_and_paged() {
 
     problem(
         app.get(
-            &format!("/api/v1/subscribers/{number}/timeline?kind=tier"),
+            &format!("/api/v1/subscribers/{number}/timeline?kind=tiers"),
             &app.staff,
         )
         .await,

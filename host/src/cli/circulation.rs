@@ -12,17 +12,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::Config;
 use crate::domain::Role;
 use crate::services::audit::AuditLog;
-use crate::services::catalogue::Catalogue;
 use crate::services::clock::SystemClock;
 use crate::services::demo;
 use crate::services::legacy::{
     self, ImportObserver, ImportOptions, ImportReport, Importer, Rejection,
 };
-use crate::services::renewals::Circulation;
-use crate::services::subscribers::Registry;
+use crate::startup::Services;
 use crate::store::{self, Actor, Store};
 
-fn actor(name: &str) -> Actor {
+pub(super) fn actor(name: &str) -> Actor {
     Actor {
         key_id: None,
         name: name.to_owned(),
@@ -181,20 +179,13 @@ pub async fn renew_due(config: &Config, days: u32) -> anyhow::Result<()> {
     anyhow::ensure!((1..=90).contains(&days), "--days must be between 1 and 90");
     let store: Arc<dyn Store> = store::open(&config.database_url()).await?;
     let (audit, audit_task) = AuditLog::start(Arc::clone(&store));
-    let registry = Arc::new(Registry::new(
+    let services = Services::build(
+        config,
         Arc::clone(&store),
         audit.clone(),
-        config.home_country()?,
-    ));
-    let catalogue = Arc::new(Catalogue::new(Arc::clone(&store), config.currency()?));
-    let circulation = Circulation::new(
-        Arc::clone(&store),
-        audit.clone(),
-        registry,
-        catalogue,
         Arc::new(SystemClock),
-        config.renewal_policy()?,
-    );
+    )?;
+    let circulation = services.circulation;
     let report = circulation.auto_renew(actor("auto-renewal"), days).await?;
     audit.flush().await;
     drop(audit);

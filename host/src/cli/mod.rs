@@ -2,6 +2,7 @@
 //! plugins.
 
 mod circulation;
+mod clubs;
 mod fixture;
 mod keys;
 mod plugin;
@@ -93,6 +94,20 @@ pub enum Command {
         #[arg(long, default_value_t = 14)]
         days: u32,
     },
+    /// Reader clubs.
+    #[command(subcommand)]
+    Clubs(ClubsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClubsCommand {
+    /// Recompute every reader's tier (catches lapses and expired overrides; run nightly).
+    /// Safe to run again: only changed standings are written.
+    Recompute {
+        /// Only this club (default: every club).
+        #[arg(long)]
+        club: Option<String>,
+    },
 }
 
 impl Cli {
@@ -142,6 +157,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Export { folder } => circulation::export(&config, &folder).await,
         Command::RenewDue { days } => circulation::renew_due(&config, days).await,
+        Command::Clubs(ClubsCommand::Recompute { club }) => {
+            clubs::recompute(&config, club.as_deref()).await
+        }
         Command::DemoData {
             subscribers,
             seed,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::CountryCode;
 use crate::domain::money::{BasisPoints, Currency};
-use crate::domain::pricing::LoyaltyPolicy;
+use crate::domain::pricing::{LoyaltyPolicy, Stacking};
 use crate::services::renewals::RenewalPolicy;
 pub use complaints::ComplaintSettings;
 
@@ -120,6 +120,10 @@ pub struct RenewalSettings {
     pub loyalty_percent_per_year: f64,
     /// The loyalty discount never exceeds this percentage.
     pub loyalty_max_percent: f64,
+    /// How a club tier's renewal discount combines with the loyalty discount: `add` (both
+    /// on the list price), `best` (only the larger) or `compound` (the tier discount on the
+    /// price after loyalty).
+    pub club_discount_stacking: Stacking,
 }
 
 impl Default for RenewalSettings {
@@ -128,6 +132,7 @@ impl Default for RenewalSettings {
             grace_days: 30,
             loyalty_percent_per_year: 2.0,
             loyalty_max_percent: 10.0,
+            club_discount_stacking: Stacking::Add,
         }
     }
 }
@@ -223,6 +228,7 @@ impl Config {
         Ok(RenewalPolicy {
             grace_days: i64::from(self.renewals.grace_days),
             loyalty: self.renewals.loyalty()?,
+            stacking: self.renewals.club_discount_stacking,
         })
     }
 

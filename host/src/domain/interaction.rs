@@ -13,30 +13,6 @@ use utoipa::ToSchema;
 use super::SubscriberNumber;
 use super::sla::{DueTimes, SlaPolicy};
 
-macro_rules! words {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize,
-                 Deserialize, ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: [Self; [$($text),+].len()] = [$(Self::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
 words!(
     /// What the reader got in touch about.
     Kind { Complaint = "complaint", Question = "question", Suggestion = "suggestion", Praise = "praise" }

@@ -48,6 +48,55 @@ impl LoyaltyPolicy {
     }
 }
 
+/// How the club tier discount combines with the loyalty discount.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stacking {
+    /// Both apply, each to the list price.
+    #[default]
+    Add,
+    /// Only the larger of the two applies.
+    Best,
+    /// The loyalty discount applies to the list price, the tier discount to what is left.
+    Compound,
+}
+
+/// The loyalty discount and the club tier discount (`rate`, named by `label`) on `list`,
+/// combined by `stacking`.
+pub fn stack(
+    list: Money,
+    loyalty: Option<Discount>,
+    tier: Option<(BasisPoints, &str)>,
+    stacking: Stacking,
+) -> Vec<Discount> {
+    let base = match (&loyalty, stacking) {
+        (Some(l), Stacking::Compound) => Money::new(list.amount - l.amount.amount, list.currency),
+        _ => list,
+    };
+    let club = tier
+        .map(|(rate, label)| Discount {
+            kind: DiscountKind::Club,
+            reason: match stacking {
+                Stacking::Compound if loyalty.is_some() => {
+                    format!("club: {label} {rate} of the price after loyalty")
+                }
+                _ => format!("club: {label} {rate}"),
+            },
+            amount: base.percent(rate),
+        })
+        .filter(|d| d.amount.amount > 0);
+    match (loyalty, club, stacking) {
+        (Some(l), Some(c), Stacking::Best) => {
+            vec![if c.amount.amount > l.amount.amount {
+                c
+            } else {
+                l
+            }]
+        }
+        (l, c, _) => l.into_iter().chain(c).collect(),
+    }
+}
+
 /// What a term costs and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct PriceBreakdown {
@@ -114,6 +163,28 @@ mod tests {
         assert!(capped.reason.ends_with("= 10% (the maximum)"));
         assert!(POLICY.discount(list(12_000), &Tenure::NONE).is_none());
         assert!(POLICY.discount(list(0), &tenure(3)).is_none());
+    }
+
+    #[test]
+    fn the_tier_discount_stacks_as_configured() {
+        let loyalty = POLICY.discount(list(10_000), &tenure(5));
+        let gold = Some((BasisPoints(500), "Gold (Reader Club)"));
+        let add = stack(list(10_000), loyalty.clone(), gold, Stacking::Add);
+        assert_eq!(add.len(), 2);
+        assert_eq!(add[1].amount.amount, 500);
+        assert_eq!(add[1].reason, "club: Gold (Reader Club) 5%");
+        let best = stack(list(10_000), loyalty.clone(), gold, Stacking::Best);
+        assert_eq!(best.len(), 1);
+        assert_eq!(best[0].kind, DiscountKind::Loyalty);
+        let compound = stack(list(10_000), loyalty, gold, Stacking::Compound);
+        assert_eq!(compound[1].amount.amount, 450);
+        assert_eq!(
+            stack(list(10_000), None, gold, Stacking::Compound)[0]
+                .amount
+                .amount,
+            500
+        );
+        assert!(stack(list(10_000), None, None, Stacking::Add).is_empty());
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub enum DiscountKind {
     Loyalty,
     /// Granted by staff, with their reason.
     Manual,
+    /// The renewal perk of the reader's club tier.
+    Club,
     /// Carried over from a legacy circulation file.
     Imported,
 }

@@ -3,8 +3,10 @@
 
 mod audit;
 mod campaigns;
+mod clubs;
 mod complaints;
 pub mod error;
+mod events;
 pub mod extract;
 mod health;
 mod imports;
@@ -38,6 +40,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::services::audit::AuditLog;
 use crate::services::catalogue::Catalogue;
+use crate::services::clubs::Clubs;
+use crate::services::clubs::events::Events;
 use crate::services::complaints::Complaints;
 use crate::services::plugins::Plugins;
 use crate::services::plugins::campaigns::Campaigns;
@@ -65,6 +69,8 @@ pub struct AppState {
     pub campaigns: Arc<Campaigns>,
     pub complaints: Arc<Complaints>,
     pub timelines: Arc<Timelines>,
+    pub clubs: Arc<Clubs>,
+    pub events: Arc<Events>,
 }
 
 #[derive(OpenApi)]
@@ -89,6 +95,7 @@ pub struct AppState {
         (name = "offers", description = "One-to-one offers from offer-provider plugins"),
         (name = "campaigns", description = "Campaign audiences ranked by targeter plugins"),
         (name = "complaints", description = "Complaints and other interactions: service-level clocks, workflow, queue, report"),
+        (name = "clubs", description = "Reader clubs: tiers earned by rules, overrides, recomputation, events, report"),
         (name = "timeline", description = "Everything that happened with one subscriber, in order"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -138,6 +145,8 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(campaigns::router())
         .merge(complaints::router())
         .merge(timeline::router())
+        .merge(clubs::router())
+        .merge(events::router())
         .layer(timeout(limits.request_timeout))
         .merge(imports)
         .split_for_parts();

@@ -20,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct Query {
     /// Only these kinds, comma-separated: term, hold, cancellation, interaction,
-    /// compensation, consent, profile.
+    /// compensation, consent, profile, tier, event.
     kind: Option<String>,
     /// Page size, 1 to 200 (default 50).
     limit: Option<usize>,

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod catalogue;
 pub mod clock;
+pub mod clubs;
 pub mod complaints;
 pub mod demo;
 pub mod keys;

@@ -13,10 +13,11 @@ use utoipa::ToSchema;
 use super::audit::AuditLog;
 use super::catalogue::Catalogue;
 use super::clock::Clock;
+use super::clubs::{Clubs, TierPerk};
 use super::subscribers::{Caller, Registry};
 use super::{ServiceError, ServiceResult};
 use crate::domain::money::{BasisPoints, Money};
-use crate::domain::pricing::{LoyaltyPolicy, PriceBreakdown};
+use crate::domain::pricing::{self, LoyaltyPolicy, PriceBreakdown, Stacking};
 use crate::domain::publication::{Format, PublicationCode, PublicationDraft};
 use crate::domain::renewal::{self, PlannedTerm, RenewalChanges};
 use crate::domain::tenure::{self, SubscriptionStatus, Tenure};
@@ -25,8 +26,8 @@ use crate::domain::term::{
 };
 use crate::domain::{FieldErrors, SubscriberNumber};
 use crate::store::{
-    Actor, NewOrder, NewTerm, Order, OrderKind, OrderOutcome, Publication, Store, StoreError,
-    TermChange,
+    Actor, Compensation, NewOrder, NewTerm, Order, OrderKind, OrderOutcome, Publication, Store,
+    StoreError, TermChange,
 };
 
 /// The rules circulation runs by.
@@ -34,6 +35,8 @@ use crate::store::{
 pub struct RenewalPolicy {
     pub grace_days: i64,
     pub loyalty: LoyaltyPolicy,
+    /// How the club tier discount combines with the loyalty discount.
+    pub stacking: Stacking,
 }
 
 /// All terms of a reader, grouped by title, with status and tenure.
@@ -51,6 +54,8 @@ pub struct RenewalHistory {
     pub share_of_wallet: ShareOfWallet,
     /// Titles with the most recently started first.
     pub titles: Vec<TitleHistory>,
+    /// Extra days and credits given when complaints were resolved, oldest first.
+    pub compensations: Vec<Compensation>,
 }
 
 /// Titles held (active or in grace) of the titles offered.
@@ -174,6 +179,7 @@ pub struct Circulation {
     catalogue: Arc<Catalogue>,
     clock: Arc<dyn Clock>,
     policy: RenewalPolicy,
+    clubs: Arc<Clubs>,
 }
 
 impl Circulation {
@@ -184,6 +190,7 @@ impl Circulation {
         catalogue: Arc<Catalogue>,
         clock: Arc<dyn Clock>,
         policy: RenewalPolicy,
+        clubs: Arc<Clubs>,
     ) -> Self {
         Self {
             store,
@@ -192,6 +199,7 @@ impl Circulation {
             catalogue,
             clock,
             policy,
+            clubs,
         }
     }
 
@@ -203,10 +211,14 @@ impl Circulation {
         self.registry.load(number).await?;
         let terms = self.store.list_terms(number).await?;
         let publications = self.store.list_publications().await?;
+        let compensations = self.store.compensations(number).await?;
         self.audit
             .record(caller.audit("terms.read", Some(number), json!({})))
             .await;
-        Ok(self.summarise(number, terms, &publications))
+        Ok(RenewalHistory {
+            compensations,
+            ..self.summarise(number, terms, &publications)
+        })
     }
 
     fn summarise(
@@ -269,6 +281,7 @@ impl Circulation {
                 percent: u32::try_from((held * 100).checked_div(offered).unwrap_or(0)).unwrap_or(0),
             },
             titles,
+            compensations: Vec::new(),
         }
     }
 
@@ -295,7 +308,8 @@ impl Circulation {
         let planned = renewal::plan(&terms, &changes, &catalogue, today, self.policy.grace_days)
             .map_err(ServiceError::Invalid)?;
         let spans: Vec<Span> = terms.iter().map(Term::span).collect();
-        let new_terms = self.price_all(&planned, &publications, &spans, &[])?;
+        let tier = self.clubs.renewal_perk(number).await?;
+        let new_terms = self.price_all(&planned, &publications, &spans, tier.as_ref(), &[])?;
         let order = NewOrder {
             subscriber: number,
             kind: OrderKind::Renewal,
@@ -368,7 +382,7 @@ impl Circulation {
             payment_method: request.payment_method,
             auto_renew: request.auto_renew,
         };
-        let new_terms = self.price_all(&[planned], &[publication], &spans, &manual)?;
+        let new_terms = self.price_all(&[planned], &[publication], &spans, None, &manual)?;
         let order = NewOrder {
             subscriber: number,
             kind: OrderKind::Subscription,
@@ -497,7 +511,8 @@ impl Circulation {
                 .refund
                 .map(|amount| Money::new(amount, term.price_paid.currency)),
         };
-        self.change(number, &term, change, audit).await
+        self.change_and_recompute(caller, number, &term, change, audit)
+            .await
     }
 
     pub async fn set_auto_renew(
@@ -584,8 +599,13 @@ impl Circulation {
             auto_renew: true,
         };
         let spans: Vec<Span> = terms.iter().map(Term::span).collect();
+        let tier = self
+            .clubs
+            .renewal_perk(due.subscriber)
+            .await
+            .map_err(|e| e.to_string())?;
         let new_terms = self
-            .price_all(&[planned], publications, &spans, &[])
+            .price_all(&[planned], publications, &spans, tier.as_ref(), &[])
             .map_err(|e| match e {
                 ServiceError::Invalid(errors) => errors
                     .iter()
@@ -611,17 +631,20 @@ impl Circulation {
         self.store
             .insert_order(order, audit)
             .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.clubs.after_change(&caller.actor, due.subscriber).await;
+        Ok(())
     }
 
     /// Prices each planned term by the list in force on its start, with the loyalty discount
-    /// for the tenure it continues and any staff discounts.
+    /// for the tenure it continues, the reader's club tier discount (at renewal) and any staff
+    /// discounts.
     fn price_all(
         &self,
         planned: &[PlannedTerm],
         publications: &[Publication],
         spans: &[Span],
+        tier: Option<&TierPerk>,
         manual: &[(BasisPoints, String)],
     ) -> ServiceResult<Vec<NewTerm>> {
         let mut errors = FieldErrors::default();
@@ -656,12 +679,12 @@ impl Circulation {
                     }
                 };
             let tenure = tenure::tenure_on(spans, plan.start, self.policy.grace_days);
-            let mut discounts: Vec<Discount> = self
-                .policy
-                .loyalty
-                .discount(list, &tenure)
-                .into_iter()
-                .collect();
+            let mut discounts: Vec<Discount> = pricing::stack(
+                list,
+                self.policy.loyalty.discount(list, &tenure),
+                tier.map(|t| (t.rate, t.label.as_str())),
+                self.policy.stacking,
+            );
             discounts.extend(manual.iter().map(|(rate, reason)| Discount {
                 kind: DiscountKind::Manual,
                 reason: format!("{reason} ({rate})"),
@@ -697,10 +720,15 @@ impl Circulation {
             json!({ "terms": order.terms.len() }),
         );
         match self.store.insert_order(order, audit).await {
-            Ok(OrderOutcome::Created(order)) => Ok(Placed {
-                order: self.view(order),
-                replayed: false,
-            }),
+            Ok(OrderOutcome::Created(order)) => {
+                self.clubs
+                    .after_change(&caller.actor, order.subscriber)
+                    .await;
+                Ok(Placed {
+                    order: self.view(order),
+                    replayed: false,
+                })
+            }
             Ok(OrderOutcome::Existing(order)) => self.replayed(order, &hash),
             Err(StoreError::Conflict(detail)) => Err(ServiceError::Conflict(detail)),
             Err(e) => Err(e.into()),
@@ -771,6 +799,20 @@ impl Circulation {
             Err(StoreError::Conflict(detail)) => Err(ServiceError::Conflict(detail)),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Cancels the term, then recomputes the reader's club tiers.
+    async fn change_and_recompute(
+        &self,
+        caller: &Caller,
+        number: SubscriberNumber,
+        term: &Term,
+        change: TermChange,
+        audit: crate::store::AuditEntry,
+    ) -> ServiceResult<Term> {
+        let changed = self.change(number, term, change, audit).await?;
+        self.clubs.after_change(&caller.actor, number).await;
+        Ok(changed)
     }
 }
 

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::audit::AuditLog;
 use super::subscribers::{Caller, Registry};
 use super::{ServiceError, ServiceResult};
+use crate::domain::club::TierMove;
 use crate::domain::interaction::Action;
 use crate::domain::{FieldErrors, SubscriberNumber};
 use crate::store::{AuditFilter, Store};
@@ -40,10 +41,12 @@ pub enum EntryKind {
     Compensation,
     Consent,
     Profile,
+    Tier,
+    Event,
 }
 
 impl EntryKind {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 9] = [
         Self::Term,
         Self::Hold,
         Self::Cancellation,
@@ -51,6 +54,8 @@ impl EntryKind {
         Self::Compensation,
         Self::Consent,
         Self::Profile,
+        Self::Tier,
+        Self::Event,
     ];
 
     fn as_str(self) -> &'static str {
@@ -62,6 +67,8 @@ impl EntryKind {
             Self::Compensation => "compensation",
             Self::Consent => "consent",
             Self::Profile => "profile",
+            Self::Tier => "tier",
+            Self::Event => "event",
         }
     }
 
@@ -192,6 +199,9 @@ impl Timelines {
         if wanted(EntryKind::Profile) {
             self.profile(number, &mut entries).await?;
         }
+        if wanted(EntryKind::Tier) || wanted(EntryKind::Event) {
+            self.clubs(number, &mut entries).await?;
+        }
         entries.retain(|e| wanted(e.kind));
         entries.sort_by_key(|e| std::cmp::Reverse(key(e)));
         let start = match after {
@@ -279,6 +289,59 @@ impl Timelines {
                     detail: json!({ "term": t.id, "effective": c.effective, "refund": c.refund }),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Moves between club tiers, and club event invitations with their outcome.
+    async fn clubs(
+        &self,
+        number: SubscriberNumber,
+        entries: &mut Vec<TimelineEntry>,
+    ) -> ServiceResult<()> {
+        let reader = number.sequence();
+        for change in self.store.tier_history(reader).await? {
+            let tier = |t: &Option<String>| t.clone().unwrap_or_default();
+            let summary = match change.moved {
+                TierMove::Joined => format!("Joined {} as {}", change.club, tier(&change.to_tier)),
+                TierMove::Left => format!("Left {} (was {})", change.club, tier(&change.from_tier)),
+                moved => format!(
+                    "{} from {} to {} in {}",
+                    capitalised(moved.as_str()),
+                    tier(&change.from_tier),
+                    tier(&change.to_tier),
+                    change.club
+                ),
+            };
+            entries.push(TimelineEntry {
+                at: change.at,
+                kind: EntryKind::Tier,
+                id: change.id,
+                summary: format!("{summary}: {}", change.because),
+                by: Some(change.by.clone()),
+                detail: json!({ "club": change.club, "change": change.moved,
+                                "from": change.from_tier, "to": change.to_tier }),
+            });
+        }
+        for invitation in self.store.subscriber_invitations(reader).await? {
+            let Some(event) = self.store.get_event(invitation.event).await? else {
+                continue;
+            };
+            entries.push(TimelineEntry {
+                at: invitation
+                    .checked_in_at
+                    .or(invitation.answered_at)
+                    .unwrap_or(invitation.invited_at),
+                kind: EntryKind::Event,
+                id: event.id,
+                summary: format!(
+                    "{} ({}, {}): {}",
+                    event.title, event.kind, event.starts_at, invitation.state
+                ),
+                by: None,
+                detail: json!({ "club": event.club, "state": invitation.state,
+                                "starts_at": event.starts_at, "place": event.place }),
+            });
         }
         Ok(())
     }
@@ -430,9 +493,9 @@ mod tests {
             EntryKind::parse_list("term, interaction").unwrap(),
             vec![EntryKind::Term, EntryKind::Interaction]
         );
-        let error = EntryKind::parse_list("term,tier").unwrap_err();
+        let error = EntryKind::parse_list("term,tiers").unwrap_err();
         assert!(
-            error.contains("`tier`") && error.contains("consent"),
+            error.contains("`tiers`") && error.contains("consent"),
             "{error}"
         );
     }

@@ -84,7 +84,9 @@ where
         + super::PluginStore
         + super::ViewStore
         + super::SegmentStore
-        + super::InteractionStore,
+        + super::InteractionStore
+        + super::ClubStore
+        + super::EventStore,
 {
     fn backend(&self) -> &'static str {
         DB::SCHEME

@@ -437,14 +437,15 @@ where
         last: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<(i64, ComplaintTally)>> {
-        let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, i64, i64, i64, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
             "SELECT subscriber_id, \
              SUM(CASE WHEN resolved_at IS NULL THEN 1 ELSE 0 END), COUNT(*), \
              SUM(CASE WHEN opened_at >= $4 THEN 1 ELSE 0 END), \
              SUM(CASE WHEN responded_at > respond_by OR resolved_at > resolve_by \
                  OR (responded_at IS NULL AND respond_by < $3) \
                  OR (resolved_at IS NULL AND resolve_by < $3 AND paused_since IS NULL) \
-                 THEN 1 ELSE 0 END) \
+                 THEN 1 ELSE 0 END), \
+             MIN(CASE WHEN resolved_at IS NULL THEN opened_at END) \
              FROM interactions WHERE kind = 'complaint' \
              AND subscriber_id >= $1 AND subscriber_id <= $2 GROUP BY subscriber_id",
         )
@@ -457,15 +458,18 @@ where
         let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
         Ok(rows
             .into_iter()
-            .map(|(subscriber, open, total, last_year, breached)| {
-                let tally = ComplaintTally {
-                    open: count(open),
-                    total: count(total),
-                    last_year: count(last_year),
-                    breached: count(breached),
-                };
-                (subscriber, tally)
-            })
+            .map(
+                |(subscriber, open, total, last_year, breached, oldest_open)| {
+                    let tally = ComplaintTally {
+                        open: count(open),
+                        total: count(total),
+                        last_year: count(last_year),
+                        breached: count(breached),
+                        oldest_open,
+                    };
+                    (subscriber, tally)
+                },
+            )
             .collect())
     }
 

@@ -8,6 +8,9 @@ mod audit;
 mod backend;
 mod bulk;
 mod catalogue;
+pub mod club_models;
+mod clubs;
+mod events;
 mod interactions;
 mod keys;
 pub mod models;
@@ -26,12 +29,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::domain::club::event::{Answer, InvitationState};
+use crate::domain::club::{ClubDraft, Override};
 use crate::domain::interaction::Interaction;
 use crate::domain::publication::{PriceListDraft, PublicationCode, PublicationDraft};
 use crate::domain::search::{Probe, SearchTerm};
 use crate::domain::term::Term;
 use crate::domain::{ConsentChange, ConsentEvent, Profile, SubscriberNumber};
 pub use backend::SqlStore;
+pub use club_models::*;
 pub use models::*;
 
 /// What went wrong in storage, in terms the service layer can act on.
@@ -389,6 +395,156 @@ pub trait InteractionStore: Send + Sync {
     ) -> StoreResult<Vec<RenewalOutcome>>;
 }
 
+/// Reader clubs: definitions, memberships, the tier history, overrides and recomputations.
+#[async_trait]
+pub trait ClubStore: Send + Sync {
+    /// A taken code is a conflict.
+    async fn insert_club(
+        &self,
+        definition: &ClubDraft,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ClubRecord>;
+    async fn list_clubs(&self) -> StoreResult<Vec<ClubRecord>>;
+    async fn get_club(&self, code: &str) -> StoreResult<Option<ClubRecord>>;
+    /// Replaces the definition if the stored version is still `expected_version`.
+    async fn update_club(
+        &self,
+        id: i64,
+        expected_version: i64,
+        definition: &ClubDraft,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ClubRecord>;
+    /// The tiers members hold or overrides in force name.
+    async fn tiers_in_use(&self, club_id: i64) -> StoreResult<Vec<String>>;
+    /// Memberships of subscribers `first..=last`.
+    async fn memberships(
+        &self,
+        club_id: i64,
+        first: i64,
+        last: i64,
+    ) -> StoreResult<Vec<Membership>>;
+    /// Overrides not yet ended (expired ones too) of subscribers `first..=last`.
+    async fn overrides_in_force(
+        &self,
+        club_id: i64,
+        first: i64,
+        last: i64,
+    ) -> StoreResult<Vec<(i64, Override)>>;
+    /// Writes the changed standings, their moves and the ends of expired overrides in one
+    /// transaction.
+    async fn apply_tiers(
+        &self,
+        club_id: i64,
+        updates: &[TierUpdate],
+        expired: &[i64],
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// `(club code, membership)` for every club the reader is in.
+    async fn subscriber_memberships(
+        &self,
+        subscriber: i64,
+    ) -> StoreResult<Vec<(String, Membership)>>;
+    /// Oldest first.
+    async fn tier_history(&self, subscriber: i64) -> StoreResult<Vec<TierChange>>;
+    /// Every move in the club before `until`, oldest first.
+    async fn club_changes(
+        &self,
+        club_id: i64,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<TierChange>>;
+    async fn members_by_tier(&self, club_id: i64) -> StoreResult<Vec<(String, i64)>>;
+    /// Newest first, ended ones too.
+    async fn subscriber_overrides(&self, subscriber: i64) -> StoreResult<Vec<OverrideRecord>>;
+    /// One already in force for the reader in the club is a conflict.
+    async fn insert_override(
+        &self,
+        new: NewOverride,
+        audit: AuditEntry,
+    ) -> StoreResult<OverrideRecord>;
+    /// Ends the override in force; none is `NotFound`.
+    async fn end_override(
+        &self,
+        club_id: i64,
+        subscriber: i64,
+        by: &str,
+        at: DateTime<Utc>,
+        audit: AuditEntry,
+    ) -> StoreResult<OverrideRecord>;
+    /// Starts a job; one already running (and not abandoned) is a conflict.
+    async fn start_recompute(
+        &self,
+        club_id: i64,
+        total: i64,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<RecomputeRecord>;
+    async fn recompute_progress(
+        &self,
+        id: i64,
+        counts: RecomputeCounts,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn finish_recompute(
+        &self,
+        id: i64,
+        counts: RecomputeCounts,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<RecomputeRecord>;
+    async fn get_recompute(&self, id: i64) -> StoreResult<Option<RecomputeRecord>>;
+    /// The latest jobs, newest first.
+    async fn recomputes(&self, club_id: i64, limit: i64) -> StoreResult<Vec<RecomputeRecord>>;
+}
+
+/// Club events and their invitations.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    async fn insert_event(&self, new: NewEvent) -> StoreResult<EventRecord>;
+    async fn get_event(&self, id: i64) -> StoreResult<Option<EventRecord>>;
+    /// Events starting in `[from, to)`, soonest first.
+    async fn list_events(
+        &self,
+        club_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<EventRecord>>;
+    /// Invites the members of `tiers` (only those in `segment`, if given) not invited yet;
+    /// returns how many were.
+    async fn invite_members(
+        &self,
+        event_id: i64,
+        club_id: i64,
+        tiers: &[String],
+        segment: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    /// Records the answer; never more readers accepted than places, also when answers race.
+    /// An uninvited reader is `NotFound`; a refused answer a conflict.
+    async fn answer_invitation(
+        &self,
+        event_id: i64,
+        subscriber: i64,
+        answer: Answer,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Answered>;
+    async fn check_in(
+        &self,
+        event_id: i64,
+        subscriber: i64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Invitation>;
+    /// Invitations with a subscriber above `after`, in order.
+    async fn invitations(
+        &self,
+        event_id: i64,
+        state: Option<InvitationState>,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Invitation>>;
+    async fn subscriber_invitations(&self, subscriber: i64) -> StoreResult<Vec<Invitation>>;
+}
+
 #[async_trait]
 pub trait Store:
     KeyStore
@@ -402,6 +558,8 @@ pub trait Store:
     + ViewStore
     + SegmentStore
     + InteractionStore
+    + ClubStore
+    + EventStore
 {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;

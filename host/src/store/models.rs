@@ -388,6 +388,8 @@ pub struct ReaderRow {
 /// A reader's complaints, as plugins see them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ComplaintTally {
+    /// When the oldest complaint still unresolved was opened.
+    pub oldest_open: Option<DateTime<Utc>>,
     /// Not yet resolved.
     pub open: u32,
     pub total: u32,

@@ -35,6 +35,9 @@ const SUBSCRIBER_OWNED_TABLES: &[&str] = &[
     "interactions",
     "interaction_steps",
     "compensations",
+    "tier_changes",
+    "tier_overrides",
+    "event_invitations",
 ];
 
 #[derive(FromRow)]
@@ -523,6 +526,29 @@ where
                 plan.target
             )));
         };
+        // Club standings are derived: the merged number leaves its clubs (ending its
+        // overrides), and the next recomputation places the kept reader. An invitation both
+        // numbers hold stays the kept reader's.
+        sqlx::query("DELETE FROM club_memberships WHERE subscriber_id = $1")
+            .bind(source)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE tier_overrides SET ended_at = $2, ended_by = 'merge' \
+             WHERE subscriber_id = $1 AND ended_at IS NULL",
+        )
+        .bind(source)
+        .bind(audit.at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM event_invitations WHERE subscriber_id = $1 AND event_id IN \
+             (SELECT event_id FROM event_invitations WHERE subscriber_id = $2)",
+        )
+        .bind(source)
+        .bind(target)
+        .execute(&mut *tx)
+        .await?;
         for table in SUBSCRIBER_OWNED_TABLES {
             sqlx::query(&format!(
                 "UPDATE {table} SET subscriber_id = $1 WHERE subscriber_id = $2"

@@ -1,0 +1,696 @@
+//! Clubs in storage: definitions, memberships with their explanation, the tier history,
+//! staff overrides, and recomputation jobs with progress.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::types::Json;
+use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::audit::insert_audit;
+use super::backend::{Backend, SqlStore, enum_text, parse_enum};
+use super::{
+    AuditEntry, ClubRecord, ClubStore, Membership, NewOverride, OverrideRecord, RecomputeCounts,
+    RecomputeRecord, StoreError, StoreResult, TierChange, TierUpdate,
+};
+use crate::domain::club::{ClubDraft, Override, TierMove};
+
+/// Minutes without progress after which a running recomputation counts as abandoned.
+const STALE_AFTER_MINUTES: i64 = 10;
+/// Readers per multi-row statement.
+const CHUNK: usize = 400;
+
+const CLUB_COLUMNS: &str = "id, definition, version, created_at, updated_at";
+const MEMBERSHIP_COLUMNS: &str =
+    "subscriber_id, tier, tier_since, member_since, because, overridden, evaluated_at";
+const CHANGE_COLUMNS: &str = "t.id, c.code, t.subscriber_id, t.move, t.from_tier, t.to_tier, \
+     t.because, t.by_name, t.on_day, t.at";
+const OVERRIDE_COLUMNS: &str = "o.id, c.code, o.subscriber_id, o.tier, o.kind, o.reason, \
+     o.expires, o.created_by, o.created_at, o.ended_at, o.ended_by";
+const RECOMPUTE_COLUMNS: &str = "r.id, c.code, r.state, r.total, r.processed, r.joined, \
+     r.promoted, r.demoted, r.left_club, r.undecided, r.error, r.started_by, r.started_at, \
+     r.finished_at";
+
+#[derive(FromRow)]
+struct ClubRow {
+    id: i64,
+    definition: String,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<ClubRow> for ClubRecord {
+    type Error = StoreError;
+    fn try_from(r: ClubRow) -> StoreResult<Self> {
+        Ok(Self {
+            id: r.id,
+            definition: serde_json::from_str(&r.definition)
+                .map_err(|e| StoreError::Corrupt(format!("club {}: {e}", r.id)))?,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+type MembershipRow = (
+    i64,
+    String,
+    NaiveDate,
+    NaiveDate,
+    String,
+    bool,
+    DateTime<Utc>,
+);
+
+fn membership(r: MembershipRow) -> Membership {
+    Membership {
+        subscriber: r.0,
+        tier: r.1,
+        tier_since: r.2,
+        member_since: r.3,
+        because: r.4,
+        overridden: r.5,
+        evaluated_at: r.6,
+    }
+}
+
+#[derive(FromRow)]
+struct ChangeRow {
+    id: i64,
+    code: String,
+    subscriber_id: i64,
+    #[sqlx(rename = "move")]
+    moved: String,
+    from_tier: Option<String>,
+    to_tier: Option<String>,
+    because: String,
+    by_name: String,
+    on_day: NaiveDate,
+    at: DateTime<Utc>,
+}
+
+impl TryFrom<ChangeRow> for TierChange {
+    type Error = StoreError;
+    fn try_from(r: ChangeRow) -> StoreResult<Self> {
+        Ok(Self {
+            id: r.id,
+            club: r.code,
+            subscriber: r.subscriber_id,
+            moved: parse_enum(&r.moved)?,
+            from_tier: r.from_tier,
+            to_tier: r.to_tier,
+            because: r.because,
+            by: r.by_name,
+            on_day: r.on_day,
+            at: r.at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct OverrideRow {
+    id: i64,
+    code: String,
+    subscriber_id: i64,
+    tier: String,
+    kind: String,
+    reason: String,
+    expires: NaiveDate,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+    ended_by: Option<String>,
+}
+
+impl OverrideRow {
+    fn record(self) -> StoreResult<(i64, OverrideRecord)> {
+        Ok((
+            self.subscriber_id,
+            OverrideRecord {
+                club: self.code,
+                details: Override {
+                    id: self.id,
+                    tier: self.tier,
+                    kind: parse_enum(&self.kind)?,
+                    reason: self.reason,
+                    expires: self.expires,
+                    by: self.created_by,
+                    created_at: self.created_at,
+                },
+                ended_at: self.ended_at,
+                ended_by: self.ended_by,
+            },
+        ))
+    }
+}
+
+#[derive(FromRow)]
+struct RecomputeRow {
+    id: i64,
+    code: String,
+    state: String,
+    total: i64,
+    processed: i64,
+    joined: i64,
+    promoted: i64,
+    demoted: i64,
+    left_club: i64,
+    undecided: i64,
+    error: Option<String>,
+    started_by: String,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<RecomputeRow> for RecomputeRecord {
+    fn from(r: RecomputeRow) -> Self {
+        Self {
+            id: r.id,
+            club: r.code,
+            state: r.state,
+            total: r.total,
+            counts: RecomputeCounts {
+                processed: r.processed,
+                joined: r.joined,
+                promoted: r.promoted,
+                demoted: r.demoted,
+                left: r.left_club,
+                undecided: r.undecided,
+            },
+            error: r.error,
+            started_by: r.started_by,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+/// `rows` tuples of `width` parameters each, numbered in the order they are bound.
+fn values<DB: Backend>(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=width).map(|k| DB::param(row * width + k)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn definition_text(definition: &ClubDraft) -> String {
+    serde_json::to_string(definition).unwrap_or_default()
+}
+
+#[async_trait]
+impl<DB> ClubStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> NaiveDate: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Type<DB>,
+{
+    async fn insert_club(
+        &self,
+        definition: &ClubDraft,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ClubRecord> {
+        let sql = format!(
+            "INSERT INTO clubs (code, definition, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+             RETURNING {CLUB_COLUMNS}"
+        );
+        let row: ClubRow = sqlx::query_as(&sql)
+            .bind(definition.code.as_str())
+            .bind(definition_text(definition))
+            .bind(at)
+            .fetch_one(&self.write)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("a club with code {} exists", definition.code))
+                }
+                other => other,
+            })?;
+        row.try_into()
+    }
+
+    async fn list_clubs(&self) -> StoreResult<Vec<ClubRecord>> {
+        let sql = format!("SELECT {CLUB_COLUMNS} FROM clubs ORDER BY code");
+        let rows: Vec<ClubRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn get_club(&self, code: &str) -> StoreResult<Option<ClubRecord>> {
+        let sql = format!("SELECT {CLUB_COLUMNS} FROM clubs WHERE code = $1");
+        let row: Option<ClubRow> = sqlx::query_as(&sql)
+            .bind(code)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn update_club(
+        &self,
+        id: i64,
+        expected_version: i64,
+        definition: &ClubDraft,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ClubRecord> {
+        let sql = format!(
+            "UPDATE clubs SET definition = $3, version = version + 1, updated_at = $4 \
+             WHERE id = $1 AND version = $2 RETURNING {CLUB_COLUMNS}"
+        );
+        let row: Option<ClubRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(expected_version)
+            .bind(definition_text(definition))
+            .bind(at)
+            .fetch_optional(&self.write)
+            .await?;
+        match row {
+            Some(row) => row.try_into(),
+            None => Err(StoreError::Conflict(format!(
+                "club {} changed since version {expected_version}; load it again",
+                definition.code
+            ))),
+        }
+    }
+
+    async fn tiers_in_use(&self, club_id: i64) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT tier FROM club_memberships WHERE club_id = $1 \
+             UNION SELECT tier FROM tier_overrides WHERE club_id = $1 AND ended_at IS NULL",
+        )
+        .bind(club_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(|(t,)| t).collect())
+    }
+
+    async fn memberships(
+        &self,
+        club_id: i64,
+        first: i64,
+        last: i64,
+    ) -> StoreResult<Vec<Membership>> {
+        let sql = format!(
+            "SELECT {MEMBERSHIP_COLUMNS} FROM club_memberships \
+             WHERE club_id = $1 AND subscriber_id >= $2 AND subscriber_id <= $3"
+        );
+        let rows: Vec<MembershipRow> = sqlx::query_as(&sql)
+            .bind(club_id)
+            .bind(first)
+            .bind(last)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(membership).collect())
+    }
+
+    async fn overrides_in_force(
+        &self,
+        club_id: i64,
+        first: i64,
+        last: i64,
+    ) -> StoreResult<Vec<(i64, Override)>> {
+        let sql = format!(
+            "SELECT {OVERRIDE_COLUMNS} FROM tier_overrides o JOIN clubs c ON c.id = o.club_id \
+             WHERE o.club_id = $1 AND o.subscriber_id >= $2 AND o.subscriber_id <= $3 \
+             AND o.ended_at IS NULL"
+        );
+        let rows: Vec<OverrideRow> = sqlx::query_as(&sql)
+            .bind(club_id)
+            .bind(first)
+            .bind(last)
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter()
+            .map(|r| r.record().map(|(s, o)| (s, o.details)))
+            .collect()
+    }
+
+    async fn apply_tiers(
+        &self,
+        club_id: i64,
+        updates: &[TierUpdate],
+        expired: &[i64],
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let today = at.date_naive();
+        let mut tx = self.write.begin().await?;
+        let (held, gone): (Vec<&TierUpdate>, Vec<&TierUpdate>) =
+            updates.iter().partition(|u| u.tier.is_some());
+        for chunk in held.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO club_memberships (club_id, subscriber_id, tier, tier_since, \
+                 member_since, because, overridden, evaluated_at) VALUES {} \
+                 ON CONFLICT (club_id, subscriber_id) DO UPDATE SET tier = excluded.tier, \
+                 tier_since = CASE WHEN club_memberships.tier = excluded.tier \
+                 THEN club_memberships.tier_since ELSE excluded.tier_since END, \
+                 because = excluded.because, overridden = excluded.overridden, \
+                 evaluated_at = excluded.evaluated_at",
+                values::<DB>(chunk.len(), 8)
+            );
+            let mut query = sqlx::query(&sql);
+            for u in chunk {
+                query = query
+                    .bind(club_id)
+                    .bind(u.subscriber)
+                    .bind(u.tier.clone())
+                    .bind(today)
+                    .bind(today)
+                    .bind(u.because.as_str())
+                    .bind(u.overridden)
+                    .bind(at);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for u in gone {
+            sqlx::query("DELETE FROM club_memberships WHERE club_id = $1 AND subscriber_id = $2")
+                .bind(club_id)
+                .bind(u.subscriber)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let moves: Vec<&TierUpdate> = updates.iter().filter(|u| u.moved.is_some()).collect();
+        for chunk in moves.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO tier_changes (club_id, subscriber_id, move, from_tier, to_tier, \
+                 because, by_name, on_day, at) VALUES {}",
+                values::<DB>(chunk.len(), 9)
+            );
+            let mut query = sqlx::query(&sql);
+            for u in chunk {
+                let (moved, from) = u.moved.clone().unwrap_or((TierMove::Left, None));
+                query = query
+                    .bind(club_id)
+                    .bind(u.subscriber)
+                    .bind(moved.as_str())
+                    .bind(from)
+                    .bind(u.tier.clone())
+                    .bind(u.because.as_str())
+                    .bind(by)
+                    .bind(today)
+                    .bind(at);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for id in expired {
+            sqlx::query(
+                "UPDATE tier_overrides SET ended_at = $2, ended_by = 'expiry' \
+                 WHERE id = $1 AND ended_at IS NULL",
+            )
+            .bind(*id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn subscriber_memberships(
+        &self,
+        subscriber: i64,
+    ) -> StoreResult<Vec<(String, Membership)>> {
+        let rows: Vec<(
+            String,
+            i64,
+            String,
+            NaiveDate,
+            NaiveDate,
+            String,
+            bool,
+            DateTime<Utc>,
+        )> = sqlx::query_as(
+            "SELECT c.code, m.subscriber_id, m.tier, m.tier_since, m.member_since, \
+                 m.because, m.overridden, m.evaluated_at FROM club_memberships m \
+                 JOIN clubs c ON c.id = m.club_id WHERE m.subscriber_id = $1 ORDER BY c.code",
+        )
+        .bind(subscriber)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.0, membership((r.1, r.2, r.3, r.4, r.5, r.6, r.7))))
+            .collect())
+    }
+
+    async fn tier_history(&self, subscriber: i64) -> StoreResult<Vec<TierChange>> {
+        let sql = format!(
+            "SELECT {CHANGE_COLUMNS} FROM tier_changes t JOIN clubs c ON c.id = t.club_id \
+             WHERE t.subscriber_id = $1 ORDER BY t.at, t.id"
+        );
+        let rows: Vec<ChangeRow> = sqlx::query_as(&sql)
+            .bind(subscriber)
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn club_changes(
+        &self,
+        club_id: i64,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<TierChange>> {
+        let sql = format!(
+            "SELECT {CHANGE_COLUMNS} FROM tier_changes t JOIN clubs c ON c.id = t.club_id \
+             WHERE t.club_id = $1 AND t.at < $2 ORDER BY t.at, t.id"
+        );
+        let rows: Vec<ChangeRow> = sqlx::query_as(&sql)
+            .bind(club_id)
+            .bind(until)
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn members_by_tier(&self, club_id: i64) -> StoreResult<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT tier, COUNT(*) FROM club_memberships WHERE club_id = $1 GROUP BY tier",
+        )
+        .bind(club_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn subscriber_overrides(&self, subscriber: i64) -> StoreResult<Vec<OverrideRecord>> {
+        let sql = format!(
+            "SELECT {OVERRIDE_COLUMNS} FROM tier_overrides o JOIN clubs c ON c.id = o.club_id \
+             WHERE o.subscriber_id = $1 ORDER BY o.created_at DESC, o.id DESC"
+        );
+        let rows: Vec<OverrideRow> = sqlx::query_as(&sql)
+            .bind(subscriber)
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter()
+            .map(|r| r.record().map(|(_, o)| o))
+            .collect()
+    }
+
+    async fn insert_override(
+        &self,
+        new: NewOverride,
+        audit: AuditEntry,
+    ) -> StoreResult<OverrideRecord> {
+        let mut tx = self.write.begin().await?;
+        let d = &new.details;
+        let inserted: Result<(i64,), sqlx::Error> = sqlx::query_as(
+            "INSERT INTO tier_overrides (club_id, subscriber_id, tier, kind, reason, expires, \
+             created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(new.club_id)
+        .bind(new.subscriber)
+        .bind(d.tier.as_str())
+        .bind(enum_text(&d.kind))
+        .bind(d.reason.as_str())
+        .bind(d.expires)
+        .bind(d.by.as_str())
+        .bind(d.created_at)
+        .fetch_one(&mut *tx)
+        .await;
+        let (id,) = match inserted {
+            Ok(row) => row,
+            Err(e) => {
+                tx.rollback().await?;
+                return Err(match StoreError::from(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(
+                        "an override of this reader in this club is in force; end it first".into(),
+                    ),
+                    other => other,
+                });
+            }
+        };
+        insert_audit::<DB>(&mut tx, &audit).await?;
+        let record = read_override::<DB>(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn end_override(
+        &self,
+        club_id: i64,
+        subscriber: i64,
+        by: &str,
+        at: DateTime<Utc>,
+        audit: AuditEntry,
+    ) -> StoreResult<OverrideRecord> {
+        let mut tx = self.write.begin().await?;
+        let ended: Option<(i64,)> = sqlx::query_as(
+            "UPDATE tier_overrides SET ended_at = $3, ended_by = $4 \
+             WHERE club_id = $1 AND subscriber_id = $2 AND ended_at IS NULL RETURNING id",
+        )
+        .bind(club_id)
+        .bind(subscriber)
+        .bind(at)
+        .bind(by)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((id,)) = ended else {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound);
+        };
+        insert_audit::<DB>(&mut tx, &audit).await?;
+        let record = read_override::<DB>(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn start_recompute(
+        &self,
+        club_id: i64,
+        total: i64,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<RecomputeRecord> {
+        // A job whose host stopped mid-way never finishes; after a quiet spell it is marked
+        // failed so that another host (or a later run) may take the club over.
+        let stale = at - chrono::Duration::minutes(STALE_AFTER_MINUTES);
+        sqlx::query(
+            "UPDATE club_recomputes SET state = 'failed', finished_at = $3, \
+             error = 'abandoned: no progress for a while (its host probably stopped)' \
+             WHERE club_id = $1 AND state = 'running' AND updated_at < $2",
+        )
+        .bind(club_id)
+        .bind(stale)
+        .bind(at)
+        .execute(&self.write)
+        .await?;
+        let inserted: Result<(i64,), sqlx::Error> = sqlx::query_as(
+            "INSERT INTO club_recomputes (club_id, state, total, started_by, started_at, \
+             updated_at) VALUES ($1, 'running', $2, $3, $4, $4) RETURNING id",
+        )
+        .bind(club_id)
+        .bind(total)
+        .bind(by)
+        .bind(at)
+        .fetch_one(&self.write)
+        .await;
+        let (id,) = inserted.map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(
+                "a recomputation of this club is already running; wait for it to finish".into(),
+            ),
+            other => other,
+        })?;
+        self.get_recompute(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn recompute_progress(
+        &self,
+        id: i64,
+        counts: RecomputeCounts,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE club_recomputes SET processed = $2, joined = $3, promoted = $4, \
+             demoted = $5, left_club = $6, undecided = $7, updated_at = $8 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(counts.processed)
+        .bind(counts.joined)
+        .bind(counts.promoted)
+        .bind(counts.demoted)
+        .bind(counts.left)
+        .bind(counts.undecided)
+        .bind(at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn finish_recompute(
+        &self,
+        id: i64,
+        counts: RecomputeCounts,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<RecomputeRecord> {
+        self.recompute_progress(id, counts, at).await?;
+        sqlx::query(
+            "UPDATE club_recomputes SET state = $2, error = $3, finished_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(if error.is_some() { "failed" } else { "done" })
+        .bind(error.map(str::to_owned))
+        .bind(at)
+        .execute(&self.write)
+        .await?;
+        self.get_recompute(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn get_recompute(&self, id: i64) -> StoreResult<Option<RecomputeRecord>> {
+        let sql = format!(
+            "SELECT {RECOMPUTE_COLUMNS} FROM club_recomputes r JOIN clubs c ON c.id = r.club_id \
+             WHERE r.id = $1"
+        );
+        let row: Option<RecomputeRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn recomputes(&self, club_id: i64, limit: i64) -> StoreResult<Vec<RecomputeRecord>> {
+        let sql = format!(
+            "SELECT {RECOMPUTE_COLUMNS} FROM club_recomputes r JOIN clubs c ON c.id = r.club_id \
+             WHERE r.club_id = $1 ORDER BY r.id DESC LIMIT $2"
+        );
+        let rows: Vec<RecomputeRow> = sqlx::query_as(&sql)
+            .bind(club_id)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+}
+
+async fn read_override<DB>(conn: &mut DB::Connection, id: i64) -> StoreResult<OverrideRecord>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Decode<'q, DB> + Type<DB>,
+    for<'q> NaiveDate: Decode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<DateTime<Utc>>: Decode<'q, DB> + Type<DB>,
+{
+    let sql = format!(
+        "SELECT {OVERRIDE_COLUMNS} FROM tier_overrides o JOIN clubs c ON c.id = o.club_id \
+         WHERE o.id = $1"
+    );
+    let row: OverrideRow = sqlx::query_as(&sql).bind(id).fetch_one(&mut *conn).await?;
+    row.record().map(|(_, o)| o)
+}
