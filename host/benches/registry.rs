@@ -221,6 +221,7 @@ async fn measure(
     let caller = Caller {
         actor: actor(),
         request_id: None,
+        now: chrono::Utc::now(),
     };
     let mut rng = Rng(7);
     let iterations = 5_000;

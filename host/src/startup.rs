@@ -168,7 +168,12 @@ impl Application {
             )
         })?;
         let (audit, audit_task) = AuditLog::start(Arc::clone(&store));
-        let services = Services::build(config, Arc::clone(&store), audit.clone(), clock)?;
+        let services = Services::build(
+            config,
+            Arc::clone(&store),
+            audit.clone(),
+            Arc::clone(&clock),
+        )?;
         let state = AppState {
             store: Arc::clone(&store),
             registry: services.registry,
@@ -185,6 +190,7 @@ impl Application {
             timelines: services.timelines,
             clubs: services.clubs,
             events: services.events,
+            clock,
         };
         let limits = HttpLimits {
             body_limit_bytes: config.body_limit_bytes,

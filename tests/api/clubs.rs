@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::complaints::fields_of;
 use crate::helpers::{TestApp, problem, spawn_app};
+use crate::plugins::recompute_club;
 use crate::renewals::{print_year, publication, reader, subscribe};
 
 fn club() -> Value {
@@ -33,26 +34,11 @@ async fn define(app: &TestApp, body: &Value) -> Value {
     view
 }
 
-/// Runs the recomputation job and waits for it to finish.
+/// Runs the recomputation job and waits for it to finish; it must succeed.
 async fn recompute(app: &TestApp, code: &str) -> Value {
-    let path = format!("/api/v1/clubs/{code}/recomputations");
-    let response = app.post(&path, &app.admin, &json!({})).await;
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let job: Value = response.json().await.expect("json");
-    for _ in 0..200 {
-        let current: Value = app
-            .get(&format!("{path}/{}", job["id"]), &app.staff)
-            .await
-            .json()
-            .await
-            .expect("json");
-        if current["state"] != "running" {
-            assert_eq!(current["state"], "done", "{current}");
-            return current;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the recomputation did not finish");
+    let job = recompute_club(app, code).await;
+    assert_eq!(job["state"], "done", "{job}");
+    job
 }
 
 async fn clubs_of(app: &TestApp, number: &str) -> Value {

@@ -273,6 +273,21 @@ async fn compensation_extends_the_term_exactly_once_even_when_resolved_twice_at_
     .await;
     assert_eq!(credited["compensations"][0]["amount"]["amount"], 1250);
     assert_eq!(credited["compensations"][0]["kind"], "credit");
+    // Both show in the renewal history, oldest first.
+    let history = read(&app, &format!("/api/v1/subscribers/{number}/terms")).await;
+    let given: Vec<(&str, &str)> = history["compensations"]
+        .as_array()
+        .expect("compensations")
+        .iter()
+        .map(|c| (c["kind"].as_str().unwrap(), c["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        given,
+        [
+            ("extension", "three missed deliveries"),
+            ("credit", "double charge")
+        ]
+    );
     let bad = problem(
         step(
             &app,

@@ -600,6 +600,107 @@ async fn segmenters_see_the_complaints_of_a_reader() {
 }
 
 #[tokio::test]
+async fn club_rules_ask_segmenters_and_offer_providers_see_club_tiers() {
+    let app = spawn_app().await;
+    app.set_today("2026-11-23");
+    publication(&app, "DT", &[("2020-01-01", 30_000)]).await;
+    let (vocal, quiet) = (reader(&app, "Vocal").await, reader(&app, "Quiet").await);
+    for number in [&vocal, &quiet] {
+        let mut body = print_year("DT", "2026-09-01");
+        body["auto_renew"] = json!(true);
+        subscribe(&app, number, body).await;
+    }
+    for _ in 0..2 {
+        let response = app
+            .post(
+                "/api/v1/interactions",
+                &app.staff,
+                &json!({ "subscriber": vocal, "kind": "complaint", "channel": "phone",
+                         "category": "missed_delivery", "text": "No paper again" }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let club = json!({ "code": "care", "name": "Care list", "description": null,
+        "tiers": [{ "code": "watch", "name": "Watch",
+                    "rule": { "plugin": { "id": "churn-risk", "key": "churn-high" } } }] });
+    // A rule may only name a segmenter that exists.
+    let response = app.post("/api/v1/clubs", &app.admin, &club).await;
+    let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "there is no plugin churn-risk"
+    );
+    let wasm = component("churn_risk");
+    install(&app, &example_manifest("churn-risk", &wasm), &wasm).await;
+    let response = app.post("/api/v1/clubs", &app.admin, &club).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    // The plugin's verdict decides, and is the explanation.
+    let job = recompute_club(&app, "care").await;
+    assert_eq!(
+        (job["joined"].clone(), job["undecided"].clone()),
+        (json!(1), json!(0))
+    );
+    let card: Value = app
+        .get(&format!("/api/v1/subscribers/{vocal}/clubs"), &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        card["memberships"][0]["because"],
+        "Watch: plugin churn-risk puts the reader in churn-high"
+    );
+
+    // An offer provider reading club tiers sees the tier (rank 1, the club's lowest).
+    let wasm = component("loyalty_offers");
+    install(&app, &example_manifest("loyalty-offers", &wasm), &wasm).await;
+    let answer = offers(&app, &vocal).await;
+    let reason = answer["offers"][0]["reason"].as_str().expect("reason");
+    assert!(reason.contains("club tier rank 1"), "{reason}");
+    let plain = offers(&app, &quiet).await;
+    let reason = plain["offers"][0]["reason"].as_str().unwrap_or("");
+    assert!(!reason.contains("club tier"), "{reason}");
+
+    // With the plugin off, nobody is decided by it: standings stay as they were.
+    let response = app
+        .post(
+            "/api/v1/plugins/churn-risk/disable",
+            &app.admin,
+            &json!({ "reason": "maintenance" }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let job = recompute_club(&app, "care").await;
+    assert_eq!(
+        (job["left"].clone(), job["undecided"].clone()),
+        (json!(0), json!(2))
+    );
+}
+
+/// Runs a club's recomputation and waits for it to finish.
+pub(crate) async fn recompute_club(app: &TestApp, code: &str) -> Value {
+    let path = format!("/api/v1/clubs/{code}/recomputations");
+    let response = app.post(&path, &app.admin, &json!({})).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let job: Value = response.json().await.expect("json");
+    for _ in 0..200 {
+        let current: Value = app
+            .get(&format!("{path}/{}", job["id"]), &app.staff)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if current["state"] != "running" {
+            return current;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the recomputation did not finish");
+}
+
+#[tokio::test]
 async fn hostile_plugins_are_stopped_recorded_and_tripped_while_the_service_keeps_answering() {
     let app = spawn_app_with(|c| {
         c.plugins.fuel_per_batch = 200_000_000;

@@ -93,6 +93,32 @@ async fn the_timeline_shows_everything_in_order_filtered_and_paged() {
         parse(b).cmp(&parse(a))
     });
     assert_eq!(times, sorted, "newest first");
+    // Consent and profile changes are dated by the service's clock, like everything else.
+    let at_of = |kind: &str| {
+        let entry = all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"));
+        entry["at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    };
+    assert_eq!(
+        at_of("consent"),
+        "2026-03-09T09:00:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    );
+    assert_eq!(
+        at_of("profile"),
+        "2026-03-09T10:00:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    );
     assert_eq!(all["next_cursor"], Value::Null);
     let opened_entry = all["items"]
         .as_array()

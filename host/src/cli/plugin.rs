@@ -169,6 +169,7 @@ async fn manage(command: PluginCommand, config: &Config) -> anyhow::Result<()> {
             role: crate::domain::Role::Admin,
         },
         request_id: None,
+        now: chrono::Utc::now(),
     };
     let result = match command {
         PluginCommand::Upload { package, grant_pii } => {

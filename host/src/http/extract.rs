@@ -247,6 +247,7 @@ impl<R: Roles> FromRequestParts<AppState> for Auth<R> {
                     role: key.role,
                 },
                 request_id,
+                now: state.clock.now(),
             },
             _roles: PhantomData,
         })

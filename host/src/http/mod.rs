@@ -40,6 +40,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::services::audit::AuditLog;
 use crate::services::catalogue::Catalogue;
+use crate::services::clock::Clock;
 use crate::services::clubs::Clubs;
 use crate::services::clubs::events::Events;
 use crate::services::complaints::Complaints;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub timelines: Arc<Timelines>,
     pub clubs: Arc<Clubs>,
     pub events: Arc<Events>,
+    /// The clock requests are dated by.
+    pub clock: Arc<dyn Clock>,
 }
 
 #[derive(OpenApi)]

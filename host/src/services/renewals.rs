@@ -542,6 +542,7 @@ impl Circulation {
         let caller = Caller {
             actor,
             request_id: None,
+            now: self.clock.now(),
         };
         let publications = self.store.list_publications().await?;
         let mut report = AutoRenewReport {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -29,6 +29,8 @@ use crate::store::{
 pub struct Caller {
     pub actor: Actor,
     pub request_id: Option<String>,
+    /// When the request arrived, by the service's clock; what it changes is dated so.
+    pub now: DateTime<Utc>,
 }
 
 impl Caller {
@@ -39,7 +41,7 @@ impl Caller {
         detail: serde_json::Value,
     ) -> AuditEntry {
         AuditEntry {
-            at: Utc::now(),
+            at: self.now,
             actor: self.actor.clone(),
             action,
             subscriber,

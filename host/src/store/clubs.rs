@@ -419,6 +419,19 @@ where
         Ok(())
     }
 
+    async fn tiers_of(&self, first: i64, last: i64) -> StoreResult<Vec<(i64, String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT m.subscriber_id, c.code, m.tier FROM club_memberships m \
+             JOIN clubs c ON c.id = m.club_id \
+             WHERE m.subscriber_id >= $1 AND m.subscriber_id <= $2 \
+             ORDER BY m.subscriber_id, c.code",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
     async fn subscriber_memberships(
         &self,
         subscriber: i64,

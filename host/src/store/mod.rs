@@ -440,6 +440,8 @@ pub trait ClubStore: Send + Sync {
         by: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// `(subscriber, club code, tier)` of subscribers `first..=last` that hold any tier.
+    async fn tiers_of(&self, first: i64, last: i64) -> StoreResult<Vec<(i64, String, String)>>;
     /// `(club code, membership)` for every club the reader is in.
     async fn subscriber_memberships(
         &self,

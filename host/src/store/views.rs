@@ -87,6 +87,7 @@ where
                 consents: r.consents.0,
                 profile: r.profile.map(|p| Profile::from_stored(p.0)),
                 complaints: ComplaintTally::default(),
+                club_tiers: Vec::new(),
             })
             .collect())
     }

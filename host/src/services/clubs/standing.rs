@@ -10,12 +10,11 @@ use chrono::{DateTime, Utc};
 use crate::domain::club::rule::Facts;
 use crate::domain::club::{ClubDraft, Override, TierMove};
 use crate::domain::money::Currency;
-use crate::domain::plugin::Field;
 use crate::domain::publication::PublicationCode;
 use crate::domain::tenure;
 use crate::domain::term::{Span, Term};
 use crate::services::plugins::Plugins;
-use crate::services::plugins::view::{ViewBuilder, attach_complaints};
+use crate::services::plugins::view::{ViewBuilder, attach_facts};
 use crate::store::{
     ComplaintTally, Publication, ReaderRow, RecomputeCounts, Store, StoreResult, TierUpdate,
 };
@@ -153,10 +152,8 @@ impl Run<'_> {
                 }
             };
             let fields = active.version.checked.fields;
-            if fields.contains(Field::Complaints)
-                && let Err(e) = attach_complaints(store, fields, rows, self.now).await
-            {
-                tracing::warn!(plugin = id, error = %e, "could not read complaints for a plugin");
+            if let Err(e) = attach_facts(store, fields, rows, self.now).await {
+                tracing::warn!(plugin = id, error = %e, "could not read what a plugin reads");
                 continue;
             }
             let pii = active.version.stored.pii_granted;

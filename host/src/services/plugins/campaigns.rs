@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Plugins;
-use super::view::{ViewBuilder, attach_complaints, purpose_of};
+use super::view::{ViewBuilder, attach_facts, purpose_of};
 use crate::domain::money::Currency;
 use crate::domain::plugin::{Field, PluginKind};
 use crate::domain::{ConsentPurpose, FieldErrors, SubscriberNumber};
@@ -161,7 +161,7 @@ impl Campaigns {
             let mut rows = store
                 .reader_rows(first - 1, Some(last), i64::MAX, with_profile)
                 .await?;
-            attach_complaints(&**store, fields, &mut rows, self.plugins.clock().now()).await?;
+            attach_facts(&**store, fields, &mut rows, self.plugins.clock().now()).await?;
             let terms = if fields.needs_terms() {
                 store.reader_terms(first, last).await?
             } else {

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::view::{ViewBuilder, attach_complaints};
+use super::view::{ViewBuilder, attach_facts};
 use super::{Active, Plugins};
 use crate::domain::SubscriberNumber;
 use crate::domain::money::{Currency, Money};
@@ -123,14 +123,16 @@ impl Offers {
             let mut rows = store
                 .reader_rows(seq - 1, Some(seq), 1, with_profile)
                 .await?;
-            if providers
-                .iter()
-                .any(|p| p.version.checked.fields.contains(Field::Complaints))
-            {
-                let complaints = FieldSet::of(&[Field::Complaints]);
-                let now = self.plugins.clock().now();
-                attach_complaints(&**store, complaints, &mut rows, now).await?;
-            }
+            let read: Vec<Field> = [Field::Complaints, Field::ClubTiers]
+                .into_iter()
+                .filter(|f| {
+                    providers
+                        .iter()
+                        .any(|p| p.version.checked.fields.contains(*f))
+                })
+                .collect();
+            let now = self.plugins.clock().now();
+            attach_facts(&**store, FieldSet::of(&read), &mut rows, now).await?;
             let terms: Vec<_> = store
                 .reader_terms(seq, seq)
                 .await?

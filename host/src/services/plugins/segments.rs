@@ -9,7 +9,7 @@ use futures::{FutureExt, StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::view::{ViewBuilder, attach_complaints};
+use super::view::{ViewBuilder, attach_facts};
 use super::{Active, Plugins};
 use crate::domain::FieldErrors;
 use crate::domain::money::Currency;
@@ -336,7 +336,7 @@ async fn next_page(
         Err(e) => return Some((Err(e), None)),
     };
     let (first, last) = (rows[0].sequence, rows[rows.len() - 1].sequence);
-    if let Err(e) = attach_complaints(&*store, fields, &mut rows, now).await {
+    if let Err(e) = attach_facts(&*store, fields, &mut rows, now).await {
         return Some((Err(e), None));
     }
     let terms = if fields.needs_terms() {

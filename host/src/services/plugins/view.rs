@@ -23,26 +23,52 @@ fn counts(tally: &ComplaintTally) -> wit::ComplaintCounts {
     }
 }
 
-/// Fills in the complaint counts of `rows` (in sequence order) when `fields` reads them.
-pub async fn attach_complaints(
+/// Fills in what `fields` reads beyond the reader rows themselves: the complaint counts and
+/// the club tiers of `rows` (in sequence order).
+pub async fn attach_facts(
     store: &dyn Store,
     fields: FieldSet,
     rows: &mut [ReaderRow],
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+    let (Some(first), Some(last)) = (
+        rows.first().map(|r| r.sequence),
+        rows.last().map(|r| r.sequence),
+    ) else {
         return Ok(());
     };
-    if !fields.contains(Field::Complaints) {
-        return Ok(());
+    if fields.contains(Field::Complaints) {
+        let tallies: HashMap<i64, ComplaintTally> = store
+            .complaint_tallies(first, last, now)
+            .await?
+            .into_iter()
+            .collect();
+        for row in rows.iter_mut() {
+            row.complaints = tallies.get(&row.sequence).copied().unwrap_or_default();
+        }
     }
-    let tallies: HashMap<i64, ComplaintTally> = store
-        .complaint_tallies(first.sequence, last.sequence, now)
-        .await?
-        .into_iter()
-        .collect();
-    for row in rows {
-        row.complaints = tallies.get(&row.sequence).copied().unwrap_or_default();
+    if fields.contains(Field::ClubTiers) {
+        let held = store.tiers_of(first, last).await?;
+        if held.is_empty() {
+            return Ok(());
+        }
+        let clubs = store.list_clubs().await?;
+        let rank = |club: &str, tier: &str| {
+            clubs
+                .iter()
+                .find(|c| c.definition.code == club)
+                .and_then(|c| c.definition.rank(tier))
+                .and_then(|r| u8::try_from(r + 1).ok())
+                .unwrap_or(0)
+        };
+        let mut by_reader: HashMap<i64, Vec<(String, String, u8)>> = HashMap::new();
+        for (reader, club, tier) in held {
+            let r = rank(&club, &tier);
+            by_reader.entry(reader).or_default().push((club, tier, r));
+        }
+        for row in rows.iter_mut() {
+            row.club_tiers = by_reader.remove(&row.sequence).unwrap_or_default();
+        }
     }
     Ok(())
 }
@@ -148,8 +174,18 @@ impl ViewBuilder {
             } else {
                 Vec::new()
             },
-            // Clubs arrive with their own issue; until then nobody holds a tier.
-            club_tiers: Vec::new(),
+            club_tiers: if has(Field::ClubTiers) {
+                row.club_tiers
+                    .iter()
+                    .map(|(club, tier, rank)| wit::ClubTier {
+                        club: club.clone(),
+                        tier: tier.clone(),
+                        rank: *rank,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             complaints: if has(Field::Complaints) {
                 counts(&row.complaints)
             } else {
