@@ -279,3 +279,63 @@ async fn plugin_new_creates_a_crate_with_a_manifest_the_host_accepts() {
             .contains("cannot be a plugin id")
     );
 }
+
+#[tokio::test]
+async fn clubs_recompute_places_every_reader_and_a_second_run_changes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("clubs.db").display());
+    let run = |rest: &[&str]| {
+        let mut all = vec!["masthead", "--database-url", url.as_str()];
+        all.extend_from_slice(rest);
+        let parsed = Cli::parse_from(all);
+        async move {
+            let config = parsed.config().expect("config");
+            cli::run(parsed, config).await
+        }
+    };
+    run(&["demo-data", "--subscribers", "300"])
+        .await
+        .expect("demo data");
+    let store = masthead::store::open(&url).await.expect("open");
+    let club: masthead::domain::club::ClubDraft = serde_json::from_value(serde_json::json!({
+        "code": "reader-club", "name": "Reader Club", "description": null,
+        "tiers": [
+            { "code": "silver", "name": "Silver", "rule": { "titles": { "min": 1 } } },
+            { "code": "gold", "name": "Gold", "rule": { "tenure": { "min_years": 5 } } },
+        ],
+    }))
+    .expect("a club");
+    let record = store
+        .insert_club(&club, chrono::Utc::now())
+        .await
+        .expect("club");
+
+    run(&["clubs", "recompute"]).await.expect("first run");
+    let held: i64 = store
+        .members_by_tier(record.id)
+        .await
+        .expect("tiers")
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert!(held > 0, "nobody joined");
+    run(&["clubs", "recompute", "--club", "reader-club"])
+        .await
+        .expect("second run");
+    let jobs = store.recomputes(record.id, 5).await.expect("jobs");
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[1].counts.joined, held, "the first run placed everyone");
+    let second = jobs[0].counts;
+    assert_eq!(
+        (second.joined, second.promoted, second.demoted, second.left),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(second.processed, jobs[1].counts.processed);
+    let missing = run(&["clubs", "recompute", "--club", "no-such-club"])
+        .await
+        .expect_err("no such club");
+    assert!(
+        missing.to_string().contains("no club no-such-club"),
+        "{missing}"
+    );
+}

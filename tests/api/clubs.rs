@@ -231,6 +231,20 @@ async fn an_override_holds_until_it_expires() {
         .await
         .expect("request");
     problem(ended, StatusCode::NOT_FOUND).await;
+
+    // An erased reader leaves the club at the next run.
+    let erase = format!("/api/v1/subscribers/{number}/erase");
+    let response = app.post(&erase, &app.admin, &json!({})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let job = recompute(&app, "reader-club").await;
+    assert_eq!(job["left"], 1);
+    let gone = clubs_of(&app, &number).await;
+    assert_eq!(gone["memberships"], json!([]));
+    let last = gone["history"].as_array().expect("history").last().cloned();
+    assert_eq!(
+        last.expect("a move")["because"],
+        "the reader's personal data was erased"
+    );
 }
 
 #[tokio::test]

@@ -383,6 +383,8 @@ pub struct ReaderRow {
     pub profile: Option<Profile>,
     /// Filled only for plugins that read complaints.
     pub complaints: ComplaintTally,
+    /// Personal data removed: such a reader holds no club tier.
+    pub erased: bool,
     /// `(club, tier, rank)` with rank 1 for a club's lowest tier; filled only for plugins that
     /// read club tiers.
     pub club_tiers: Vec<(String, String, u8)>,

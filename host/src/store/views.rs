@@ -21,6 +21,7 @@ struct Row {
     birth_year: Option<i32>,
     consents: Json<Consents>,
     profile: Option<Json<ProfileDraft>>,
+    status: String,
 }
 
 #[async_trait]
@@ -67,7 +68,7 @@ where
             "NULL AS profile"
         };
         let sql = format!(
-            "SELECT id, region, postal_code, birth_year, consents, {profile} FROM subscribers \
+            "SELECT id, region, postal_code, birth_year, consents, {profile}, status FROM subscribers \
              WHERE id > $1 AND ($2 IS NULL OR id <= $2) AND merged_into IS NULL \
              ORDER BY id LIMIT $3"
         );
@@ -88,6 +89,7 @@ where
                 profile: r.profile.map(|p| Profile::from_stored(p.0)),
                 complaints: ComplaintTally::default(),
                 club_tiers: Vec::new(),
+                erased: r.status == "erased",
             })
             .collect())
     }

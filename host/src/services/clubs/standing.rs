@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::club::rule::Facts;
-use crate::domain::club::{ClubDraft, Override, TierMove};
+use crate::domain::club::{ClubDraft, Override, Standing, TierMove};
 use crate::domain::money::Currency;
 use crate::domain::publication::PublicationCode;
 use crate::domain::tenure;
@@ -93,9 +93,18 @@ impl Run<'_> {
                 decided.expired.push(o.id);
             }
             decided.counts.processed += 1;
-            let Ok(standing) = self.club.standing(&facts, override_) else {
-                decided.counts.undecided += 1;
-                continue;
+            let standing = if row.erased {
+                Standing {
+                    tier: None,
+                    because: "the reader's personal data was erased".to_owned(),
+                    overridden: false,
+                }
+            } else {
+                let Ok(standing) = self.club.standing(&facts, override_) else {
+                    decided.counts.undecided += 1;
+                    continue;
+                };
+                standing
             };
             let before = members.get(&reader);
             let moved = TierMove::between(
