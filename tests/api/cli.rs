@@ -281,7 +281,7 @@ async fn plugin_new_creates_a_crate_with_a_manifest_the_host_accepts() {
 }
 
 #[tokio::test]
-async fn clubs_recompute_places_every_reader_and_a_second_run_changes_nothing() {
+async fn clubs_recompute_reruns_over_the_demo_club_and_changes_nothing_twice() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("clubs.db").display());
     let run = |rest: &[&str]| {
@@ -296,21 +296,14 @@ async fn clubs_recompute_places_every_reader_and_a_second_run_changes_nothing() 
     run(&["demo-data", "--subscribers", "300"])
         .await
         .expect("demo data");
+    // The demo publisher comes with its reader club, every reader already placed.
     let store = masthead::store::open(&url).await.expect("open");
-    let club: masthead::domain::club::ClubDraft = serde_json::from_value(serde_json::json!({
-        "code": "reader-club", "name": "Reader Club", "description": null,
-        "tiers": [
-            { "code": "silver", "name": "Silver", "rule": { "titles": { "min": 1 } } },
-            { "code": "gold", "name": "Gold", "rule": { "tenure": { "min_years": 5 } } },
-        ],
-    }))
-    .expect("a club");
     let record = store
-        .insert_club(&club, chrono::Utc::now())
+        .get_club("reader-club")
         .await
-        .expect("club");
-
-    run(&["clubs", "recompute"]).await.expect("first run");
+        .expect("club")
+        .expect("the demo club");
+    run(&["clubs", "recompute"]).await.expect("a nightly run");
     let held: i64 = store
         .members_by_tier(record.id)
         .await
@@ -323,14 +316,18 @@ async fn clubs_recompute_places_every_reader_and_a_second_run_changes_nothing() 
         .await
         .expect("second run");
     let jobs = store.recomputes(record.id, 5).await.expect("jobs");
-    assert_eq!(jobs.len(), 2);
-    assert_eq!(jobs[1].counts.joined, held, "the first run placed everyone");
+    assert_eq!(jobs.len(), 3);
+    assert_eq!(
+        jobs[2].counts.joined, held,
+        "the demo's run placed everyone"
+    );
     let second = jobs[0].counts;
     assert_eq!(
         (second.joined, second.promoted, second.demoted, second.left),
         (0, 0, 0, 0)
     );
-    assert_eq!(second.processed, jobs[1].counts.processed);
+    assert_eq!(second.processed, jobs[2].counts.processed);
+    assert_eq!(jobs[1].counts.joined, 0);
     let missing = run(&["clubs", "recompute", "--club", "no-such-club"])
         .await
         .expect_err("no such club");

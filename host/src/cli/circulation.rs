@@ -234,7 +234,37 @@ pub async fn demo_data(
     }
     let store = store::open(&config.database_url()).await?;
     load_demo(&store, config, n, seed).await?;
+    load_demo_club(&store, config).await?;
     store.close().await;
+    Ok(())
+}
+
+/// Defines the demo reader club, if it is not there yet, and places every reader in it.
+pub async fn load_demo_club(store: &Arc<dyn Store>, config: &Config) -> anyhow::Result<()> {
+    let club = demo::club();
+    if store.get_club(&club.code).await?.is_some() {
+        return Ok(());
+    }
+    store.insert_club(&club, chrono::Utc::now()).await?;
+    let (audit, audit_task) = AuditLog::start(Arc::clone(store));
+    let services = Services::build(
+        config,
+        Arc::clone(store),
+        audit.clone(),
+        Arc::new(SystemClock),
+    )?;
+    let job = services
+        .clubs
+        .recompute(&actor("demo-data"), &club.code)
+        .await?;
+    println!(
+        "{}: {} of {} readers hold a tier",
+        club.name, job.counts.joined, job.counts.processed
+    );
+    audit.flush().await;
+    drop(audit);
+    drop(services);
+    audit_task.abort();
     Ok(())
 }
 

@@ -179,6 +179,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         if store.list_subscribers(&empty).await?.is_empty() {
             tracing::info!("loading the demo publisher (10,000 readers); this takes a few seconds");
             circulation::load_demo(&store, &config, 10_000, 1).await?;
+            circulation::load_demo_club(&store, &config).await?;
         }
     }
     if let Some(path) = services::keys::bootstrap_admin(&*app.store(), &config.data_dir).await? {

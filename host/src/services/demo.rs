@@ -10,6 +10,8 @@ use chrono::{Datelike, NaiveDate};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::domain::club::rule::Rule;
+use crate::domain::club::{ClubDraft, Perks, TierDraft};
 use crate::domain::publication::{
     Format, PriceEntry, PriceListDraft, PublicationCode, PublicationDraft, PublicationKind,
 };
@@ -59,6 +61,68 @@ const PAYMENTS: &[&str] = &["direct_debit", "card", "invoice", "bank_transfer"];
 const FIRST_YEAR: i32 = 2000;
 
 /// The catalogue: four titles with a price list a year, prices rising about 3 % a year.
+/// The demo publisher's reader club: Silver, Gold and Platinum, earned by tenure, spend and
+/// titles held, with renewal discounts and event access from Gold up.
+pub fn club() -> ClubDraft {
+    let tier = |code: &str, name: &str, rule: Rule, percent: f64, events: bool| TierDraft {
+        code: code.into(),
+        name: name.into(),
+        rule,
+        perks: Perks {
+            renewal_discount_percent: percent,
+            event_access: events,
+        },
+    };
+    let complaints = || Rule::NoOpenComplaint {
+        older_than_days: 30,
+    };
+    ClubDraft {
+        code: "reader-club".into(),
+        name: "The Courier Reader Club".into(),
+        description: Some("Thanks our most loyal readers with lower renewals and events".into()),
+        tiers: vec![
+            tier(
+                "silver",
+                "Silver",
+                Rule::Any(vec![
+                    Rule::Tenure { min_years: 3 },
+                    Rule::Spend {
+                        min: 30_000,
+                        months: 24,
+                    },
+                ]),
+                2.0,
+                false,
+            ),
+            tier(
+                "gold",
+                "Gold",
+                Rule::All(vec![
+                    Rule::Tenure { min_years: 8 },
+                    Rule::Titles { min: 2 },
+                    complaints(),
+                ]),
+                5.0,
+                true,
+            ),
+            tier(
+                "platinum",
+                "Platinum",
+                Rule::All(vec![
+                    Rule::Tenure { min_years: 15 },
+                    Rule::Spend {
+                        min: 60_000,
+                        months: 24,
+                    },
+                    complaints(),
+                ]),
+                8.0,
+                true,
+            ),
+        ],
+    }
+}
+
 pub fn catalogue(until_year: i32) -> Vec<(PublicationDraft, Vec<PriceListDraft>)> {
     let titles = [
         (
