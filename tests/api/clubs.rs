@@ -507,3 +507,44 @@ async fn bad_rules_and_wrong_roles_are_refused_with_what_to_fix() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_cancellation_recomputes_the_reader_at_once() {
+    let app = spawn_app().await;
+    publication(&app, "DAILY", &[("2024-01-01", 20_000)]).await;
+    let number = reader(&app, "Brief").await;
+    app.set_today("2026-02-01");
+    let order = subscribe(&app, &number, print_year("DAILY", "2026-01-01")).await;
+    define(&app, &club()).await;
+    recompute(&app, "reader-club").await;
+    let before = clubs_of(&app, &number).await;
+    assert_eq!(tier(&before), Some("silver"));
+
+    // Cancelled from 1 February with everything refunded: nothing spent, nothing held.
+    let term = &order["terms"][0];
+    let response = app
+        .post(
+            &format!(
+                "/api/v1/subscribers/{number}/terms/{}/cancellation",
+                term["id"]
+            ),
+            &app.staff,
+            &json!({ "effective": "2026-02-01", "reason": "moved abroad",
+                     "refund": term["price_paid"]["amount"] }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let after = clubs_of(&app, &number).await;
+    assert_eq!(after["memberships"], json!([]));
+    let last = after["history"]
+        .as_array()
+        .expect("history")
+        .last()
+        .cloned();
+    let last = last.expect("a move");
+    assert_eq!(last["change"], "left");
+    assert_eq!(last["by"], "reception desk");
+    let because = last["because"].as_str().expect("because");
+    assert!(because.starts_with("not Silver: none of:"), "{because}");
+}
