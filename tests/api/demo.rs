@@ -64,3 +64,78 @@ async fn the_same_seed_writes_the_same_files() {
         assert_eq!(read(&a), read(&b), "{file}");
     }
 }
+
+#[tokio::test]
+async fn terms_gathered_a_row_per_reader_read_the_same_as_one_reader_at_a_time() {
+    // The plugin views and the club recomputation read terms gathered into JSON per reader;
+    // every field must come back as the card's own read gives it, on either backend.
+    let app = crate::helpers::spawn_app().await;
+    let url = app.config.database_url.clone().expect("a database url");
+    run(&url, &["demo-data", "--subscribers", "150", "--seed", "11"])
+        .await
+        .expect("demo data");
+    let store = masthead::store::open(&url).await.expect("open");
+    let all = SubscriberFilter {
+        limit: 500,
+        ..SubscriberFilter::default()
+    };
+    // A renewal (a term that renews another) and its cancellation, made over the API.
+    let readers = store.list_subscribers(&all).await.expect("list");
+    let number = readers[0].number.to_string();
+    let renewal = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/subscribers/{number}/renewals"),
+            &app.staff,
+        )
+        .header("Idempotency-Key", "gathered-terms")
+        .send()
+        .await
+        .expect("renew");
+    assert_eq!(renewal.status(), reqwest::StatusCode::CREATED);
+    let renewal: serde_json::Value = renewal.json().await.expect("json");
+    let term = &renewal["terms"][0];
+    let cancel = serde_json::json!({
+        "effective": term["start"], "reason": "Changed their mind", "refund": 0
+    });
+    let cancelled = app
+        .post(
+            &format!(
+                "/api/v1/subscribers/{number}/terms/{}/cancellation",
+                term["id"]
+            ),
+            &app.staff,
+            &cancel,
+        )
+        .await;
+    assert_eq!(cancelled.status(), reqwest::StatusCode::OK);
+
+    let mut one_by_one = std::collections::BTreeMap::new();
+    for reader in readers {
+        for mut term in store.list_terms(reader.number).await.expect("terms") {
+            term.holds.clear();
+            one_by_one.insert(term.id, term);
+        }
+    }
+    let gathered = store.reader_terms(0, i64::MAX).await.expect("gathered");
+    assert!(
+        gathered
+            .windows(2)
+            .all(|w| (w[0].0, w[0].1.start) <= (w[1].0, w[1].1.start)),
+        "readers in order, each reader's terms oldest first"
+    );
+    let gathered: std::collections::BTreeMap<_, _> =
+        gathered.into_iter().map(|(_, t)| (t.id, t)).collect();
+    assert_eq!(gathered.len(), one_by_one.len());
+    for (id, term) in &one_by_one {
+        assert_eq!(gathered.get(id), Some(term), "term {id}");
+    }
+    let terms = || one_by_one.values();
+    assert!(terms().any(|t| t.auto_renew) && terms().any(|t| !t.auto_renew));
+    assert!(terms().any(|t| !t.discounts.is_empty()), "no discount read");
+    assert!(terms().any(|t| t.renews.is_some()), "no renewal read");
+    assert!(
+        terms().any(|t| t.cancellation.is_some()),
+        "no cancellation read"
+    );
+}

@@ -88,6 +88,90 @@ impl TermRow {
     }
 }
 
+/// The columns of [`TermRow`] as one JSON array, for reads that gather a reader's terms into
+/// a single row (see [`TermRow::from_json`]). `Backend::json` wraps the stored JSON column.
+pub(super) fn term_json_columns(discounts: &str) -> String {
+    format!(
+        "t.id, t.subscriber_id, p.code, t.format, t.months, t.start_date, t.end_date, \
+         t.extension_days, t.currency, t.list_price, {discounts}, t.price_paid, t.channel, \
+         t.payment_method, t.auto_renew, t.renews_term_id, t.cancelled_effective, \
+         t.cancel_reason, t.refund, t.cancelled_at, t.cancelled_by, t.created_at"
+    )
+}
+
+/// One element of a JSON array built from [`term_json_columns`].
+#[derive(serde::Deserialize)]
+struct TermTuple(
+    i64,
+    i64,
+    String,
+    String,
+    i32,
+    NaiveDate,
+    NaiveDate,
+    i32,
+    String,
+    i64,
+    Vec<Discount>,
+    i64,
+    String,
+    String,
+    Flag,
+    Option<i64>,
+    Option<NaiveDate>,
+    Option<String>,
+    Option<i64>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    DateTime<Utc>,
+);
+
+/// A boolean as JSON holds it: `true` from PostgreSQL, `1` from SQLite (which has no booleans).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Flag {
+    Bool(bool),
+    Int(i64),
+}
+
+impl TermRow {
+    /// The terms of one reader, from the JSON array of arrays a grouped read built.
+    pub(super) fn from_json(json: &str) -> StoreResult<Vec<TermRow>> {
+        let tuples: Vec<TermTuple> = serde_json::from_str(json)
+            .map_err(|e| StoreError::Corrupt(format!("gathered terms: {e}")))?;
+        Ok(tuples
+            .into_iter()
+            .map(|t| TermRow {
+                id: t.0,
+                subscriber_id: t.1,
+                code: t.2,
+                format: t.3,
+                months: t.4,
+                start_date: t.5,
+                end_date: t.6,
+                extension_days: t.7,
+                currency: t.8,
+                list_price: t.9,
+                discounts: Json(t.10),
+                price_paid: t.11,
+                channel: t.12,
+                payment_method: t.13,
+                auto_renew: match t.14 {
+                    Flag::Bool(b) => b,
+                    Flag::Int(i) => i != 0,
+                },
+                renews_term_id: t.15,
+                cancelled_effective: t.16,
+                cancel_reason: t.17,
+                refund: t.18,
+                cancelled_at: t.19,
+                cancelled_by: t.20,
+                created_at: t.21,
+            })
+            .collect())
+    }
+}
+
 #[derive(FromRow)]
 struct HoldRow {
     id: i64,
