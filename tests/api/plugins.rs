@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{TestApp, problem, spawn_app, spawn_app_with};
-use crate::renewals::{print_year, publication, reader, subscribe};
+use crate::renewals::{history, print_year, publication, reader, renew, subscribe};
 
 fn component(name: &str) -> Vec<u8> {
     let path = format!("{}/{name}.wasm", env!("WASM_TEST_PLUGINS"));
@@ -121,9 +121,15 @@ async fn segment(app: &TestApp, name: &str, plugin: &str, key: &str) {
     assert_eq!(status, StatusCode::CREATED, "segment refused: {view}");
 }
 
-#[tokio::test]
-async fn an_offer_provider_proposes_priced_offers_with_reasons_and_can_be_configured_and_rolled_back()
- {
+async fn enable(app: &TestApp, plugin: &str) {
+    let path = format!("/api/v1/plugins/{plugin}/enable");
+    let response = app.post(&path, &app.admin, &json!({})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// A reader of the daily `DT` since 2023-12-01 (three yearly print terms, today 2026-11-23),
+/// and the `loyalty-offers` example's component and manifest, not yet uploaded.
+async fn reader_of_three_years() -> (TestApp, String, Vec<u8>, String) {
     let app = spawn_app().await;
     app.set_today("2026-11-23");
     publication(&app, "DT", &[("2020-01-01", 30_000)]).await;
@@ -133,6 +139,13 @@ async fn an_offer_provider_proposes_priced_offers_with_reasons_and_can_be_config
     }
     let wasm = component("loyalty_offers");
     let manifest = example_manifest("loyalty-offers", &wasm);
+    (app, number, wasm, manifest)
+}
+
+#[tokio::test]
+async fn an_offer_provider_proposes_priced_offers_with_reasons_and_can_be_configured_and_rolled_back()
+ {
+    let (app, number, wasm, manifest) = reader_of_three_years().await;
     let response = upload(&app, &manifest, &wasm, false).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let uploaded: Value = response.json().await.expect("json");
@@ -141,14 +154,7 @@ async fn an_offer_provider_proposes_priced_offers_with_reasons_and_can_be_config
     // Uploaded is not running: no offers yet.
     assert_eq!(offers(&app, &number).await["offers"], json!([]));
 
-    let response = app
-        .post(
-            "/api/v1/plugins/loyalty-offers/enable",
-            &app.admin,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    enable(&app, "loyalty-offers").await;
     let answer = offers(&app, &number).await;
     assert_eq!(answer["errors"], json!([]), "{answer}");
     let offer = &answer["offers"][0];
@@ -275,6 +281,104 @@ async fn an_offer_provider_proposes_priced_offers_with_reasons_and_can_be_config
         StatusCode::BAD_REQUEST,
     )
     .await;
+}
+
+#[tokio::test]
+async fn an_accepted_offer_prices_the_renewal_and_is_recorded_on_its_term() {
+    let (app, number, wasm, manifest) = reader_of_three_years().await;
+    assert_eq!(
+        upload(&app, &manifest, &wasm, false).await.status(),
+        StatusCode::CREATED
+    );
+    let terms = |history: &Value| {
+        history["titles"]
+            .as_array()
+            .expect("titles")
+            .iter()
+            .map(|t| t["terms"].as_array().map_or(0, Vec::len))
+            .sum::<usize>()
+    };
+    let accept = |code: &str| json!({ "offer": { "plugin": "loyalty-offers", "code": code } });
+
+    // Not enabled yet: the plugin makes no offer, so none can be accepted.
+    let refused = problem(
+        renew(&app, &number, "offer-1", Some(&accept("loyal-dt-12"))).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["field"], "offer", "{refused}");
+    enable(&app, "loyalty-offers").await;
+
+    // An offer never made, and a change that contradicts the offer, are refused; nothing is
+    // written.
+    let refused = problem(
+        renew(
+            &app,
+            &number,
+            "offer-2",
+            Some(&accept("half-price-forever")),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let message = refused["errors"][0]["message"].as_str().expect("message");
+    assert!(message.contains("/offers"), "{message}");
+    let mut contradicts = accept("loyal-dt-12");
+    contradicts["drop"] = json!(["DT"]);
+    let refused = problem(
+        renew(&app, &number, "offer-3", Some(&contradicts)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["field"], "drop", "{refused}");
+    let mut contradicts = accept("loyal-dt-12");
+    contradicts["change"] = json!([{ "publication": "DT", "months": 6 }]);
+    let refused = problem(
+        renew(&app, &number, "offer-4", Some(&contradicts)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["field"], "offer", "{refused}");
+    assert_eq!(terms(&history(&app, &number).await), 3);
+
+    // Accepted: the title renews at the offer's price (2 years x 1.5 % = 3 % off), with the
+    // offer as its only discount, naming the plugin version and the code.
+    let response = renew(&app, &number, "offer-5", Some(&accept("loyal-dt-12"))).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let order: Value = response.json().await.expect("json");
+    let term = &order["terms"][0];
+    assert_eq!(term["start"], "2026-12-01");
+    assert_eq!(term["price_paid"]["amount"], 29_100);
+    let discounts = term["discounts"].as_array().expect("discounts");
+    assert_eq!(discounts.len(), 1, "{discounts:?}");
+    assert_eq!(discounts[0]["kind"], "offer");
+    assert_eq!(discounts[0]["amount"]["amount"], 900);
+    assert_eq!(
+        discounts[0]["offer"],
+        json!({ "plugin": "loyalty-offers", "plugin_version": "1.0.0", "code": "loyal-dt-12" })
+    );
+    let reason = discounts[0]["reason"].as_str().expect("reason");
+    assert!(reason.contains("2 full years of tenure"), "{reason}");
+
+    // A retry answers the same order without asking again; the history keeps the offer.
+    let again = renew(&app, &number, "offer-5", Some(&accept("loyal-dt-12"))).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    let replayed: Value = again.json().await.expect("json");
+    assert_eq!(replayed["id"], order["id"]);
+    let history = history(&app, &number).await;
+    assert_eq!(terms(&history), 4);
+    assert_eq!(
+        history["titles"][0]["terms"][0]["discounts"][0]["offer"]["code"],
+        "loyal-dt-12"
+    );
 }
 
 #[tokio::test]

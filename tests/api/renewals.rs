@@ -71,7 +71,12 @@ pub(crate) fn print_year(code: &str, start: &str) -> Value {
     })
 }
 
-async fn renew(app: &TestApp, number: &str, key: &str, body: Option<&Value>) -> Response {
+pub(crate) async fn renew(
+    app: &TestApp,
+    number: &str,
+    key: &str,
+    body: Option<&Value>,
+) -> Response {
     send_order(
         app,
         &format!("/api/v1/subscribers/{number}/renewals"),
@@ -81,7 +86,7 @@ async fn renew(app: &TestApp, number: &str, key: &str, body: Option<&Value>) -> 
     .await
 }
 
-async fn history(app: &TestApp, number: &str) -> Value {
+pub(crate) async fn history(app: &TestApp, number: &str) -> Value {
     let response = app
         .get(&format!("/api/v1/subscribers/{number}/terms"), &app.staff)
         .await;

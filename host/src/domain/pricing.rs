@@ -44,6 +44,7 @@ impl LoyaltyPolicy {
                 self.per_year
             ),
             amount,
+            offer: None,
         })
     }
 }
@@ -83,6 +84,7 @@ pub fn stack(
                 _ => format!("club: {label} {rate}"),
             },
             amount: base.percent(rate),
+            offer: None,
         })
         .filter(|d| d.amount.amount > 0);
     match (loyalty, club, stacking) {

@@ -48,6 +48,73 @@ pub struct RenewalChanges {
     pub channel: Option<SalesChannel>,
     pub payment_method: Option<PaymentMethod>,
     pub auto_renew: Option<bool>,
+    /// A one-to-one offer the reader accepts: its title is renewed (or added) in the offer's
+    /// format and length, at the offer's price instead of the usual discounts.
+    pub offer: Option<OfferChoice>,
+}
+
+/// An offer named as `GET .../offers` showed it; the host asks its plugin again before
+/// honouring it, so only an offer still made to this reader today is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfferChoice {
+    pub plugin: String,
+    pub code: String,
+}
+
+impl RenewalChanges {
+    /// The changes with the accepted offer's title in them: renewed in the offer's format and
+    /// length when the reader has held it, added otherwise. A change that contradicts the
+    /// offer (dropping its title, or another format or length for it) is refused.
+    pub fn with_offer(
+        mut self,
+        held: &[Term],
+        offer: &TitleChoice,
+    ) -> Result<RenewalChanges, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let title = &offer.publication;
+        if self.drop.contains(title) {
+            errors.add(
+                "drop",
+                format!("{title} is the accepted offer's title; keep it"),
+            );
+        }
+        let contradicts = |format: Option<Format>, months: Option<u32>| {
+            format.is_some_and(|f| f != offer.format) || months.is_some_and(|m| m != offer.months)
+        };
+        if self
+            .change
+            .iter()
+            .any(|c| &c.publication == title && contradicts(c.format, c.months))
+            || self
+                .add
+                .iter()
+                .any(|a| &a.publication == title && contradicts(Some(a.format), Some(a.months)))
+        {
+            errors.add(
+                "offer",
+                format!(
+                    "the offer is for {title} as {} for {} months; leave {title} out of add \
+                     and change",
+                    offer.format.as_str(),
+                    offer.months
+                ),
+            );
+        }
+        errors.into_result(())?;
+        self.change.retain(|c| &c.publication != title);
+        self.add.retain(|a| &a.publication != title);
+        if held.iter().any(|t| &t.publication == title) {
+            self.change.push(TitleChange {
+                publication: title.clone(),
+                format: Some(offer.format),
+                months: Some(offer.months),
+            });
+        } else {
+            self.add.push(offer.clone());
+        }
+        Ok(self)
+    }
 }
 
 /// A term the renewal will create, before pricing.

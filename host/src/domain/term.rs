@@ -43,6 +43,8 @@ pub enum DiscountKind {
     Club,
     /// Carried over from a legacy circulation file.
     Imported,
+    /// A one-to-one offer the reader accepted (see `Discount::offer`).
+    Offer,
 }
 
 /// One discount applied to a term, with a reason a reader can be told.
@@ -51,6 +53,17 @@ pub struct Discount {
     pub kind: DiscountKind,
     pub reason: String,
     pub amount: Money,
+    /// The offer accepted, for an `offer` discount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<AcceptedOffer>,
+}
+
+/// Which offer a reader accepted: the plugin version that proposed it and the offer's code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AcceptedOffer {
+    pub plugin: String,
+    pub plugin_version: String,
+    pub code: String,
 }
 
 /// A stop of print delivery for some days (a vacation); the term is extended by as many days.

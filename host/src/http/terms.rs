@@ -92,7 +92,10 @@ async fn subscribe(
 /// A lapsed reader renews the titles held when they lapsed, from today (tenure restarts).
 /// The body may add or drop titles, change format or length, and set channel, payment and
 /// auto-renew. Each new term is priced by the list in force on its start date, less the
-/// loyalty discount. The same `Idempotency-Key` always yields the same single renewal.
+/// loyalty discount and the club tier's perk. `offer` accepts an offer from
+/// `GET .../offers` (its plugin is asked again): its title is renewed or added in the offer's
+/// format and length at the offer's price, recorded as an `offer` discount. The same
+/// `Idempotency-Key` always yields the same single renewal.
 #[utoipa::path(
     post,
     path = "/api/v1/subscribers/{number}/renewals",
@@ -107,7 +110,7 @@ async fn subscribe(
         (status = 201, body = OrderView, description = "Renewed, or the earlier answer to the same key (`Idempotent-Replayed: true`)"),
         (status = 400, body = Problem, content_type = "application/problem+json", description = "Idempotency-Key missing"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "Renewed meanwhile by another request"),
-        (status = 422, body = Problem, content_type = "application/problem+json", description = "Nothing to renew, a bad change, or a key reused for another request"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "Nothing to renew, a bad change, an offer no longer made to the reader, or a key reused for another request"),
     )
 )]
 async fn renew(
@@ -119,7 +122,7 @@ async fn renew(
 ) -> ApiResult<Response> {
     let placed = state
         .circulation
-        .renew(&auth.caller, number, key, changes)
+        .renew(&auth.caller, number, key, changes, &state.offers)
         .await?;
     Ok(order_response(placed))
 }

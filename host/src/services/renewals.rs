@@ -14,6 +14,7 @@ use super::audit::AuditLog;
 use super::catalogue::Catalogue;
 use super::clock::Clock;
 use super::clubs::{Clubs, TierPerk};
+use super::plugins::offers::{OfferView, Offers};
 use super::subscribers::{Caller, Registry};
 use super::{ServiceError, ServiceResult};
 use crate::domain::money::{BasisPoints, Money};
@@ -165,6 +166,16 @@ pub struct AutoRenewFailure {
     pub reason: String,
 }
 
+/// What prices an order's terms besides the price lists and tenure.
+struct Pricing<'a> {
+    /// The reader's club tier perk (renewals only).
+    tier: Option<&'a TierPerk>,
+    /// Staff discounts with their reasons.
+    manual: &'a [(BasisPoints, String)],
+    /// The offer the reader accepted, priced as it was made, for its title.
+    offer: Option<&'a OfferView>,
+}
+
 /// The outcome of an idempotent order request.
 pub struct Placed {
     pub order: OrderView,
@@ -286,12 +297,14 @@ impl Circulation {
     }
 
     /// Renews "like last year", with `changes`; the key makes a retry return the same order.
+    /// An accepted offer is checked with `offers` (its plugin asked again) and priced as made.
     pub async fn renew(
         &self,
         caller: &Caller,
         number: SubscriberNumber,
         idempotency_key: String,
         changes: RenewalChanges,
+        offers: &Offers,
     ) -> ServiceResult<Placed> {
         let hash = request_hash(number, "renewal", &changes_fingerprint(&changes));
         if let Some(placed) = self.replay(&idempotency_key, &hash).await? {
@@ -305,11 +318,46 @@ impl Circulation {
             .map(|p| (p.definition.code.clone(), p.definition.clone()))
             .collect();
         let today = self.clock.today();
+        let accepted = match &changes.offer {
+            Some(choice) => Some(offers.accept(caller, number, choice).await?),
+            None => None,
+        };
+        let changes = match &accepted {
+            Some(offer) => {
+                let title = offer.title_choice().map_err(|e| {
+                    let mut errors = FieldErrors::default();
+                    errors.add("offer", e);
+                    ServiceError::Invalid(errors)
+                })?;
+                changes
+                    .with_offer(&terms, &title)
+                    .map_err(ServiceError::Invalid)?
+            }
+            None => changes,
+        };
         let planned = renewal::plan(&terms, &changes, &catalogue, today, self.policy.grace_days)
             .map_err(ServiceError::Invalid)?;
+        if let Some(offer) = &accepted
+            && !planned.iter().any(|p| {
+                p.publication.as_str() == offer.publication
+                    && (p.format, p.months) == (offer.format, offer.months)
+            })
+        {
+            let mut errors = FieldErrors::default();
+            errors.add(
+                "offer",
+                format!("{} is not renewed by this request", offer.publication),
+            );
+            return Err(ServiceError::Invalid(errors));
+        }
         let spans: Vec<Span> = terms.iter().map(Term::span).collect();
         let tier = self.clubs.renewal_perk(number).await?;
-        let new_terms = self.price_all(&planned, &publications, &spans, tier.as_ref(), &[])?;
+        let pricing = Pricing {
+            tier: tier.as_ref(),
+            manual: &[],
+            offer: accepted.as_ref(),
+        };
+        let new_terms = self.price_all(&planned, &publications, &spans, &pricing)?;
         let order = NewOrder {
             subscriber: number,
             kind: OrderKind::Renewal,
@@ -382,7 +430,12 @@ impl Circulation {
             payment_method: request.payment_method,
             auto_renew: request.auto_renew,
         };
-        let new_terms = self.price_all(&[planned], &[publication], &spans, None, &manual)?;
+        let pricing = Pricing {
+            tier: None,
+            manual: &manual,
+            offer: None,
+        };
+        let new_terms = self.price_all(&[planned], &[publication], &spans, &pricing)?;
         let order = NewOrder {
             subscriber: number,
             kind: OrderKind::Subscription,
@@ -606,7 +659,16 @@ impl Circulation {
             .await
             .map_err(|e| e.to_string())?;
         let new_terms = self
-            .price_all(&[planned], publications, &spans, tier.as_ref(), &[])
+            .price_all(
+                &[planned],
+                publications,
+                &spans,
+                &Pricing {
+                    tier: tier.as_ref(),
+                    manual: &[],
+                    offer: None,
+                },
+            )
             .map_err(|e| match e {
                 ServiceError::Invalid(errors) => errors
                     .iter()
@@ -645,8 +707,7 @@ impl Circulation {
         planned: &[PlannedTerm],
         publications: &[Publication],
         spans: &[Span],
-        tier: Option<&TierPerk>,
-        manual: &[(BasisPoints, String)],
+        pricing: &Pricing<'_>,
     ) -> ServiceResult<Vec<NewTerm>> {
         let mut errors = FieldErrors::default();
         let mut priced = Vec::new();
@@ -679,17 +740,29 @@ impl Circulation {
                         continue;
                     }
                 };
-            let tenure = tenure::tenure_on(spans, plan.start, self.policy.grace_days);
-            let mut discounts: Vec<Discount> = pricing::stack(
-                list,
-                self.policy.loyalty.discount(list, &tenure),
-                tier.map(|t| (t.rate, t.label.as_str())),
-                self.policy.stacking,
-            );
-            discounts.extend(manual.iter().map(|(rate, reason)| Discount {
+            let offered = pricing.offer.filter(|o| {
+                o.publication == plan.publication.as_str()
+                    && (o.format, o.months) == (plan.format, plan.months)
+            });
+            let mut discounts = match offered {
+                // An offer is the price the reader was shown: the usual discounts do not
+                // stack on top of it.
+                Some(offer) => vec![offer.discount(list)],
+                None => {
+                    let tenure = tenure::tenure_on(spans, plan.start, self.policy.grace_days);
+                    pricing::stack(
+                        list,
+                        self.policy.loyalty.discount(list, &tenure),
+                        pricing.tier.map(|t| (t.rate, t.label.as_str())),
+                        self.policy.stacking,
+                    )
+                }
+            };
+            discounts.extend(pricing.manual.iter().map(|(rate, reason)| Discount {
                 kind: DiscountKind::Manual,
                 reason: format!("{reason} ({rate})"),
                 amount: list.percent(*rate),
+                offer: None,
             }));
             let breakdown = PriceBreakdown::new(list, discounts);
             priced.push(NewTerm {

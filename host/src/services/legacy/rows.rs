@@ -398,6 +398,7 @@ impl TermRow {
                     .unwrap_or("imported: list price less price paid")
                     .to_owned(),
                 amount: Money::new(list - paid, currency),
+                offer: None,
             }]
         } else {
             Vec::new()

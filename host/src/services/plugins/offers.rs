@@ -9,13 +9,15 @@ use utoipa::ToSchema;
 
 use super::view::{ViewBuilder, attach_facts};
 use super::{Active, Plugins};
-use crate::domain::SubscriberNumber;
 use crate::domain::money::{Currency, Money};
 use crate::domain::plugin::{Field, FieldSet, PluginKind};
-use crate::domain::publication::{Format, list_in_force};
+use crate::domain::publication::{Format, PublicationCode, list_in_force};
+use crate::domain::renewal::{OfferChoice, TitleChoice};
+use crate::domain::term::{AcceptedOffer, Discount, DiscountKind};
+use crate::domain::{FieldErrors, SubscriberNumber};
 use crate::runtime::bindings::{Occasion, Offer, Pricing, wit};
-use crate::services::ServiceResult;
 use crate::services::subscribers::{Caller, Registry};
+use crate::services::{ServiceError, ServiceResult};
 use crate::store::Publication;
 
 /// Why staff or the web asks for offers.
@@ -45,6 +47,36 @@ pub struct OfferView {
     pub valid_until: NaiveDate,
     pub reason: String,
     pub score: f64,
+}
+
+impl OfferView {
+    /// The title, format and length the offer is for.
+    pub fn title_choice(&self) -> Result<TitleChoice, String> {
+        Ok(TitleChoice {
+            publication: PublicationCode::parse(&self.publication)?,
+            format: self.format,
+            months: self.months,
+        })
+    }
+
+    /// The offer as a discount on a term whose list price is `list`: the saving the reader
+    /// was shown (list price less offer price), never more than `list`.
+    pub fn discount(&self, list: Money) -> Discount {
+        let saving = (self.list_price.amount - self.price.amount).clamp(0, list.amount);
+        Discount {
+            kind: DiscountKind::Offer,
+            reason: format!(
+                "offer {} from {} {}: {}",
+                self.code, self.plugin, self.plugin_version, self.reason
+            ),
+            amount: Money::new(saving, list.currency),
+            offer: Some(AcceptedOffer {
+                plugin: self.plugin.clone(),
+                plugin_version: self.plugin_version.clone(),
+                code: self.code.clone(),
+            }),
+        }
+    }
 }
 
 /// A provider that gave no offers because it failed, or offers the host refused.
@@ -167,6 +199,40 @@ impl Offers {
         );
         self.registry.audit_log().record(entry).await;
         Ok(view)
+    }
+
+    /// The offer `choice` names, asked of its plugin again now: only an offer still made to
+    /// this reader today can be accepted.
+    pub async fn accept(
+        &self,
+        caller: &Caller,
+        number: SubscriberNumber,
+        choice: &OfferChoice,
+    ) -> ServiceResult<OfferView> {
+        let view = self
+            .for_subscriber(caller, number, OfferOccasion::Renewal)
+            .await?;
+        if let Some(offer) = view
+            .offers
+            .into_iter()
+            .find(|o| o.plugin == choice.plugin && o.code == choice.code)
+        {
+            return Ok(offer);
+        }
+        let why = match view.errors.iter().find(|e| e.plugin == choice.plugin) {
+            Some(failed) => format!(
+                "{} could not be asked for offers ({}: {}); renew without the offer or try later",
+                choice.plugin, failed.cause, failed.message
+            ),
+            None => format!(
+                "{} makes no offer {:?} to this reader today; GET \
+                 /api/v1/subscribers/{number}/offers shows the current ones",
+                choice.plugin, choice.code
+            ),
+        };
+        let mut errors = FieldErrors::default();
+        errors.add("offer", why);
+        Err(ServiceError::Invalid(errors))
     }
 
     #[allow(clippy::too_many_arguments)]
