@@ -19,7 +19,7 @@ const GROUPS: &[&[&str]] = &[
     ],
     &["win-back"],
     &["loyalty-offers"],
-    &["hostile-future"],
+    &["hostile-future", "hostile-smuggle"],
 ];
 
 fn main() {

@@ -474,6 +474,25 @@ async fn uploads_are_checked_and_refused_with_the_reason() {
         "{message}"
     );
 
+    // A component importing a capability the host does not provide is refused at upload,
+    // naming the import, before anything runs.
+    let smuggle = component("hostile_smuggle");
+    let manifest = segmenter_manifest("smuggle", "", &smuggle);
+    let body = problem(
+        upload(&app, &manifest, &smuggle, false).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "component");
+    let message = body["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("does not provide") && message.contains("hostile:smuggle/exfiltrate"),
+        "{message}"
+    );
+    let listed = app.get("/api/v1/plugins", &app.admin).await;
+    let listed: Value = listed.json().await.expect("json");
+    assert!(!listed.to_string().contains("smuggle"), "{listed}");
+
     let junk = b"\0asm this is not a component".to_vec();
     let body = problem(
         upload(&app, &segmenter_manifest("junk", "", &junk), &junk, false).await,
