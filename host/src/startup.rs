@@ -19,6 +19,7 @@ use crate::services::clock::{Clock, SystemClock};
 use crate::services::clubs::Clubs;
 use crate::services::clubs::events::Events;
 use crate::services::complaints::Complaints;
+use crate::services::keys::KeyCache;
 use crate::services::plugins::Plugins;
 use crate::services::plugins::campaigns::Campaigns;
 use crate::services::plugins::offers::Offers;
@@ -191,6 +192,7 @@ impl Application {
             clubs: services.clubs,
             events: services.events,
             clock,
+            keys: Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_secs))),
         };
         let limits = HttpLimits {
             body_limit_bytes: config.body_limit_bytes,

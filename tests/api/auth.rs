@@ -1,5 +1,6 @@
 //! API keys and roles: each route admits exactly the roles it declares.
 
+use masthead::domain::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -188,6 +189,40 @@ async fn missing_malformed_unknown_and_revoked_keys_are_refused() {
         StatusCode::UNAUTHORIZED,
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_key_revoked_elsewhere_stops_working_within_the_cache_time() {
+    // Revoked as the CLI or another instance would: straight in the database.
+    for seconds in [0, 1] {
+        let app = crate::helpers::spawn_app_with(|c| c.key_cache_secs = seconds).await;
+        let url = app.config.database_url.clone().expect("url");
+        let store = masthead::store::open(&url).await.expect("open");
+        let issued = masthead::services::keys::issue(&*store, "temp desk", Role::Staff)
+            .await
+            .expect("issue");
+        assert_eq!(
+            app.get("/api/v1/me", &issued.token).await.status(),
+            StatusCode::OK
+        );
+        store
+            .revoke_api_key(issued.key.id, chrono::Utc::now())
+            .await
+            .expect("revoke");
+        if seconds > 0 {
+            // Trusted from the cache until it expires, then read again and refused.
+            assert_eq!(
+                app.get("/api/v1/me", &issued.token).await.status(),
+                StatusCode::OK
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        }
+        problem(
+            app.get("/api/v1/me", &issued.token).await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+    }
 }
 
 #[tokio::test]

@@ -38,6 +38,10 @@ pub struct Config {
     pub import_timeout_secs: u64,
     /// Longest a request may run before it is answered 503.
     pub request_timeout_secs: u64,
+    /// How long a checked API key is trusted without reading it again. A key revoked through
+    /// the API stops working at once on the instance that revoked it; elsewhere (the CLI,
+    /// other instances) within this time. 0 reads the key on every request.
+    pub key_cache_secs: u64,
     /// The publisher's country: the default for addresses and national phone numbers.
     pub home_country: String,
     /// The house currency (ISO 4217): every price and payment is in it.
@@ -165,6 +169,7 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             import_limit_bytes: 512 * 1024 * 1024,
             request_timeout_secs: 30,
+            key_cache_secs: 5,
             import_timeout_secs: 3_600,
             home_country: "GB".into(),
             currency: "GBP".into(),

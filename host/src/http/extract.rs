@@ -219,8 +219,8 @@ impl<R: Roles> FromRequestParts<AppState> for Auth<R> {
             return Err(ApiError::unauthorized("the API key is malformed"));
         }
         let key = state
-            .store
-            .find_api_key(&api_key::hash(token))
+            .keys
+            .find(&*state.store, &api_key::hash(token))
             .await?
             .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
         if !R::ALLOWED.contains(&key.role) {

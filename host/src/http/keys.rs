@@ -118,6 +118,7 @@ async fn revoke_key(
         ));
     }
     let revoked = state.store.revoke_api_key(id, Utc::now()).await?;
+    state.keys.clear();
     record(&state, &auth.caller, "key.revoke", &revoked).await;
     Ok(Json(revoked))
 }

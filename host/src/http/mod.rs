@@ -44,6 +44,7 @@ use crate::services::clock::Clock;
 use crate::services::clubs::Clubs;
 use crate::services::clubs::events::Events;
 use crate::services::complaints::Complaints;
+use crate::services::keys::KeyCache;
 use crate::services::plugins::Plugins;
 use crate::services::plugins::campaigns::Campaigns;
 use crate::services::plugins::offers::Offers;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub events: Arc<Events>,
     /// The clock requests are dated by.
     pub clock: Arc<dyn Clock>,
+    /// API keys recently checked.
+    pub keys: Arc<KeyCache>,
 }
 
 #[derive(OpenApi)]

@@ -1,12 +1,72 @@
-//! API key issuing and revocation, and the first admin key of a fresh install.
+//! API key issuing and revocation, the cache of keys recently checked, and the first admin
+//! key of a fresh install.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
 
 use crate::domain::{Role, api_key};
-use crate::store::{ApiKey, NewApiKey, Store, StoreError};
+use crate::store::{ApiKey, NewApiKey, Store, StoreError, StoreResult};
+
+/// Keys found valid in the last `ttl`, by token hash, so that a request does not read the key
+/// table each time. Revoking through this instance empties it at once; a revocation made
+/// elsewhere (the CLI, another instance) takes effect within `ttl`. A zero `ttl` disables it.
+pub struct KeyCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (ApiKey, Instant)>>,
+}
+
+/// Distinct keys a cache holds before it starts afresh (a publisher has dozens).
+const CACHED_KEYS: usize = 1_000;
+
+impl KeyCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The active key with this token hash: from the cache while fresh, else the store.
+    /// Unknown and revoked tokens are never cached.
+    pub async fn find(&self, store: &dyn Store, token_hash: &str) -> StoreResult<Option<ApiKey>> {
+        if let Some((key, at)) = self.lock().get(token_hash)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Some(key.clone()));
+        }
+        let found = store.find_api_key(token_hash).await?;
+        let mut entries = self.lock();
+        match &found {
+            Some(key) if !self.ttl.is_zero() => {
+                if entries.len() >= CACHED_KEYS {
+                    entries.clear();
+                }
+                entries.insert(token_hash.to_owned(), (key.clone(), Instant::now()));
+            }
+            _ => {
+                entries.remove(token_hash);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Forgets every key (after a revocation).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (ApiKey, Instant)>> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 /// A key just made, with the secret that is shown this one time.
 pub struct IssuedKey {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole benchmark suite, at one scale or several (to see how each cost grows):
+#
+#   bash host/benches/suite.sh                  # 1,000,000 readers
+#   bash host/benches/suite.sh 100000 1000000   # both scales, one after the other
+#
+# Each bench prints its figures as Markdown rows, next to its baseline from the same run; the
+# whole output is also kept in target/bench-suite-<scale>.md. Every bench makes its own SQLite
+# file; to run one on PostgreSQL, give it an empty database (see BENCHMARKS.md).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+cargo bench -p masthead --no-run
+
+scales=("$@")
+[ ${#scales[@]} -gt 0 ] || scales=(1000000)
+for n in "${scales[@]}"; do
+  out="target/bench-suite-$n.md"
+  {
+    echo "# Benchmark suite, $n readers ($(date -u +%F), $(nproc) cores)"
+    for bench in import registry plugins clubs http; do
+      echo
+      echo "## $bench"
+      echo
+      BENCH_SUBSCRIBERS=$n BENCH_READERS=$n cargo bench -q -p masthead --bench "$bench" 2>&1 \
+        | grep -v '^\(Finished\|Running\|Compiling\)'
+    done
+  } | tee "$out"
+done
