@@ -124,7 +124,11 @@ async fn the_audit_log_names_who_read_and_changed_personal_data() {
     let app = spawn_app().await;
     let card = app.create(person("Audit", "Trail")).await;
     let number = card["number"].as_str().expect("number");
+    // The log is in the order things happened: the read, a minute later the change.
+    let start = chrono::Utc::now();
+    app.clock.set(start);
     app.card(number).await;
+    app.clock.set(start + chrono::Duration::minutes(1));
     app.patch(
         &format!("/api/v1/subscribers/{number}"),
         &app.staff,

@@ -36,7 +36,7 @@ struct AuditPage {
     next_cursor: Option<i64>,
 }
 
-/// Audit entries, newest first.
+/// Audit entries, newest first (by when they happened; reads are written within 20 ms).
 #[utoipa::path(
     get,
     path = "/api/v1/audit",

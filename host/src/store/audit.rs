@@ -46,12 +46,15 @@ where
         if entries.is_empty() {
             return Ok(());
         }
-        let mut conn = self.write.acquire().await?;
+        // One transaction for the batch: a commit per entry would cost the single writer a
+        // WAL append each, and every reader its page cache.
+        let mut tx = self.write.begin().await?;
         for entry in entries {
             bind_entry(sqlx::query(INSERT_ONE), entry)
-                .execute(&mut *conn)
+                .execute(&mut *tx)
                 .await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -67,9 +70,14 @@ where
             query.push(" AND action = ").bind(action.as_str());
         }
         if let Some(before) = filter.before {
-            query.push(" AND id < ").bind(before);
+            query
+                .push(" AND (at, id) < (SELECT at, id FROM audit_log WHERE id = ")
+                .bind(before)
+                .push(")");
         }
-        query.push(" ORDER BY id DESC LIMIT ").bind(filter.limit);
+        query
+            .push(" ORDER BY at DESC, id DESC LIMIT ")
+            .bind(filter.limit);
         let rows: Vec<AuditRow> = query.query_as().fetch_all(&self.read).await?;
         rows.into_iter()
             .map(|row| {

@@ -41,9 +41,11 @@ pub async fn open(url: &str) -> anyhow::Result<SqlStore<sqlx::Sqlite>> {
         .await
         .context("cannot migrate the SQLite database")?;
     let readers = std::thread::available_parallelism().map_or(4, |n| n.get() as u32 * 2);
+    // Every commit (the audit writer's batches among them) empties the page cache of each
+    // reader at its next read, so a large one only costs time to clear; the OS caches the file.
     let read = SqlitePoolOptions::new()
         .max_connections(readers.max(4))
-        .connect_with(options)
+        .connect_with(options.pragma("cache_size", "-8192"))
         .await
         .with_context(|| format!("cannot open the SQLite database at {url} for reading"))?;
     Ok(SqlStore::new(read, write))
