@@ -83,6 +83,9 @@ pub struct PluginRuntime {
     ticking: Arc<AtomicBool>,
 }
 
+/// Bytes of each instance slot's linear memory kept resident between uses.
+const KEEP_RESIDENT: usize = 4 << 20;
+
 impl PluginRuntime {
     pub fn new(settings: RuntimeSettings) -> anyhow::Result<Self> {
         let memory_bytes = u64::from(settings.caps.memory_mib) << 20;
@@ -91,7 +94,12 @@ impl PluginRuntime {
             .total_core_instances(settings.max_instances * 8)
             .total_memories(settings.max_instances * 2)
             .total_tables(settings.max_instances * 8)
-            .max_memory_size(memory_bytes as usize);
+            .max_memory_size(memory_bytes as usize)
+            // A batch's readers are lowered into a fresh instance's memory. Keeping the first
+            // megabytes of each slot resident (zeroed with a memset when the slot is reused)
+            // spares the kernel a page fault and a page clearing for every page of every batch.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(1 << 16);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
