@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use rlibphonenumber::enums::Region;
+use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumberFormat};
+
 /// A syntactically valid email address, kept as typed; `normalized` folds it for matching.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -50,21 +53,17 @@ pub struct PhoneNumber(String);
 
 impl PhoneNumber {
     pub fn parse(input: &str, default_region: CountryCode) -> Result<Self, String> {
-        let region = default_region
-            .as_str()
-            .parse::<phonenumber::country::Id>()
-            .ok();
-        let parsed = phonenumber::parse(region, input.trim())
-            .map_err(|e| format!("`{}` is not a phone number: {e}", input.trim()))?;
-        if !phonenumber::is_valid(&parsed) {
+        let input = input.trim();
+        let region = Region::from_code(default_region.as_str()).ok();
+        let parsed = PHONE_NUMBER_UTIL
+            .parse(input, region)
+            .map_err(|e| format!("`{input}` is not a phone number: {e}"))?;
+        if !parsed.is_valid() {
             return Err(format!(
-                "`{}` is not a valid phone number for its country; give it in international form (+CC...)",
-                input.trim()
+                "`{input}` is not a valid phone number for its country; give it in international form (+CC...)"
             ));
         }
-        Ok(Self(
-            parsed.format().mode(phonenumber::Mode::E164).to_string(),
-        ))
+        Ok(Self(parsed.format_as(PhoneNumberFormat::E164).to_string()))
     }
 
     /// The E.164 text, also the form used for matching.
