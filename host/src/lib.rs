@@ -11,3 +11,8 @@ pub mod services;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+
+/// mimalloc instead of the system allocator: the import and the plugin views allocate on one
+/// thread and free on another, which glibc's arenas serve with lock contention.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

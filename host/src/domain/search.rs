@@ -86,14 +86,20 @@ pub fn terms_for(profile: &Profile) -> Vec<SearchTerm> {
 
 /// The terms that mark two records as the same reader: email, phone, or name with postal code.
 pub fn duplicate_keys(profile: &Profile) -> Vec<SearchTerm> {
-    terms_for(profile)
-        .into_iter()
+    duplicate_keys_among(&terms_for(profile))
+}
+
+/// The duplicate keys among a profile's search terms.
+pub fn duplicate_keys_among(terms: &[SearchTerm]) -> Vec<SearchTerm> {
+    terms
+        .iter()
         .filter(|t| {
             matches!(
                 t.kind,
                 TermKind::Email | TermKind::Phone | TermKind::Identity
             )
         })
+        .cloned()
         .collect()
 }
 

@@ -158,13 +158,16 @@ impl SubscriberRow {
             }
         };
         match profile {
-            Some(profile) if errors.is_empty() => Ok(ParsedSubscriber {
-                number,
-                legacy_id,
-                terms: search::terms_for(&profile),
-                duplicate_keys: search::duplicate_keys(&profile),
-                profile,
-            }),
+            Some(profile) if errors.is_empty() => {
+                let terms = search::terms_for(&profile);
+                Ok(ParsedSubscriber {
+                    number,
+                    legacy_id,
+                    duplicate_keys: search::duplicate_keys_among(&terms),
+                    terms,
+                    profile,
+                })
+            }
             _ => Err(errors),
         }
     }
