@@ -30,6 +30,11 @@ pub trait Backend: Database {
 
     /// A stored JSON column as a JSON value inside such an array (not as a string).
     fn json(column: &str) -> String;
+
+    /// A statement that takes `count` new ids of `table` (an identity column `id`) which no
+    /// other writer can be given, answering them as `(first, last)` runs: a bulk insert then
+    /// names its ids instead of having each sent back.
+    fn reserve_ids(table: &str, count: usize) -> String;
 }
 
 impl Backend for sqlx::Sqlite {
@@ -53,6 +58,15 @@ impl Backend for sqlx::Sqlite {
     fn json(column: &str) -> String {
         format!("json({column})")
     }
+
+    // One run: AUTOINCREMENT never hands out an id at or below the table's `seq`, and the
+    // update holds the write lock until the rows are in.
+    fn reserve_ids(table: &str, count: usize) -> String {
+        format!(
+            "UPDATE sqlite_sequence SET seq = seq + {count} WHERE name = '{table}' \
+             RETURNING seq - {count} + 1, seq"
+        )
+    }
 }
 
 impl Backend for sqlx::Postgres {
@@ -74,6 +88,14 @@ impl Backend for sqlx::Postgres {
 
     fn json(column: &str) -> String {
         column.to_owned()
+    }
+
+    // A run per id: other sessions may take values of the sequence in between.
+    fn reserve_ids(table: &str, count: usize) -> String {
+        format!(
+            "SELECT id, id FROM (SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id \
+             FROM generate_series(1, {count})) ids"
+        )
     }
 }
 

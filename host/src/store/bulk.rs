@@ -1,7 +1,7 @@
 //! The batched paths of the legacy import and the export: many rows per statement, one
 //! transaction per batch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -65,6 +65,32 @@ struct ExportTermRow {
     #[sqlx(flatten)]
     term: TermRow,
     legacy_id: Option<String>,
+}
+
+/// A multi-row statement's text, built again only when the number of rows changes (in a
+/// batch, only for its last chunk).
+struct RowsSql<F> {
+    rows: usize,
+    text: String,
+    build: F,
+}
+
+impl<F: Fn(usize) -> String> RowsSql<F> {
+    fn new(build: F) -> Self {
+        Self {
+            rows: 0,
+            text: String::new(),
+            build,
+        }
+    }
+
+    fn for_rows(&mut self, rows: usize) -> &str {
+        if rows != self.rows {
+            self.text = (self.build)(rows);
+            self.rows = rows;
+        }
+        &self.text
+    }
 }
 
 /// Rows per multi-row `INSERT`, kept under SQLite's 32,766 bound parameters.
@@ -172,19 +198,41 @@ where
         commit: bool,
     ) -> StoreResult<Vec<i64>> {
         let mut tx = self.write.begin().await?;
+        // The ids are taken first, so the rows go in without sending each id back.
         let mut ids = Vec::with_capacity(batch.new.len());
+        if !batch.new.is_empty() {
+            let runs: Vec<(i64, i64)> =
+                sqlx::query_as(&DB::reserve_ids("subscribers", batch.new.len()))
+                    .fetch_all(&mut *tx)
+                    .await?;
+            ids.extend(runs.into_iter().flat_map(|(first, last)| first..=last));
+        }
+        if ids.len() != batch.new.len() {
+            return Err(super::StoreError::Corrupt(format!(
+                "{} subscriber ids were reserved for {} new readers",
+                ids.len(),
+                batch.new.len()
+            )));
+        }
         let consents = Json(Consents::new());
-        for chunk in batch.new.chunks(SUBSCRIBER_ROWS) {
-            let sql = format!(
-                "INSERT INTO subscribers (kind, status, display_name, profile, consents, \
+        let mut sql = RowsSql::new(|rows| {
+            format!(
+                "INSERT INTO subscribers (id, kind, status, display_name, profile, consents, \
                  postal_code, city, region, country, birth_year, relationship_level, legacy_id, \
-                 version, created_at, updated_at) VALUES {} RETURNING id, legacy_id",
-                value_rows::<DB>(chunk.len(), 15)
-            );
-            let mut query = sqlx::query_as::<DB, (i64, Option<String>)>(&sql);
-            for row in chunk {
+                 version, created_at, updated_at) VALUES {}",
+                value_rows::<DB>(rows, 16)
+            )
+        });
+        for (chunk, chunk_ids) in batch
+            .new
+            .chunks(SUBSCRIBER_ROWS)
+            .zip(ids.chunks(SUBSCRIBER_ROWS))
+        {
+            let mut query = sqlx::query::<DB>(sql.for_rows(chunk.len()));
+            for (row, id) in chunk.iter().zip(chunk_ids) {
                 let c = ProfileColumns::of(&row.profile);
                 query = query
+                    .bind(*id)
                     .bind(c.kind)
                     .bind(c.status)
                     .bind(c.display_name)
@@ -201,26 +249,9 @@ where
                     .bind(audit.at)
                     .bind(audit.at);
             }
-            let returned: HashMap<String, i64> = query
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .filter_map(|(id, legacy)| Some((legacy?, id)))
-                .collect();
-            // RETURNING order is not promised, so each row is matched back by its legacy id.
-            for row in chunk {
-                let id = returned
-                    .get(row.legacy_id.as_str())
-                    .copied()
-                    .ok_or_else(|| {
-                        super::StoreError::Corrupt(
-                            "an imported row came back without its id".into(),
-                        )
-                    })?;
-                ids.push(id);
-            }
+            query.execute(&mut *tx).await?;
         }
-        let search_terms: Vec<(&str, &str, i64)> = batch
+        let mut search_terms: Vec<(&str, &str, i64)> = batch
             .new
             .iter()
             .zip(&ids)
@@ -230,12 +261,16 @@ where
                     .map(move |t| (t.kind.as_str(), t.term.as_str(), *id))
             })
             .collect();
-        for chunk in search_terms.chunks(SEARCH_TERM_ROWS) {
-            let sql = format!(
+        // In key order, consecutive inserts land on the same pages of the index.
+        search_terms.sort_unstable();
+        let mut sql = RowsSql::new(|rows| {
+            format!(
                 "INSERT INTO search_terms (kind, term, subscriber_id) VALUES {} ON CONFLICT DO NOTHING",
-                value_rows::<DB>(chunk.len(), 3)
-            );
-            let mut query = sqlx::query::<DB>(&sql);
+                value_rows::<DB>(rows, 3)
+            )
+        });
+        for chunk in search_terms.chunks(SEARCH_TERM_ROWS) {
+            let mut query = sqlx::query::<DB>(sql.for_rows(chunk.len()));
             for (kind, term, id) in chunk {
                 query = query.bind(*kind).bind(*term).bind(*id);
             }
@@ -290,16 +325,19 @@ where
     }
 
     async fn import_terms(&self, terms: &[ImportedTerm], commit: bool) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
-        for chunk in terms.chunks(TERM_ROWS) {
-            let sql = format!(
+        let now = Utc::now();
+        let mut sql = RowsSql::new(|rows| {
+            format!(
                 "INSERT INTO terms (subscriber_id, publication_id, format, months, start_date, \
                  end_date, extension_days, currency, list_price, discounts, price_paid, channel, \
                  payment_method, auto_renew, cancelled_effective, cancel_reason, refund, \
                  cancelled_at, cancelled_by, created_at) VALUES {}",
-                value_rows::<DB>(chunk.len(), 20)
-            );
-            let mut query = sqlx::query::<DB>(&sql);
+                value_rows::<DB>(rows, 20)
+            )
+        });
+        let mut tx = self.write.begin().await?;
+        for chunk in terms.chunks(TERM_ROWS) {
+            let mut query = sqlx::query::<DB>(sql.for_rows(chunk.len()));
             for row in chunk {
                 let t = &row.term;
                 let (effective, reason, refund) = match &row.cancellation {
@@ -308,7 +346,7 @@ where
                     }
                     None => (None, None, None),
                 };
-                let cancelled_at = effective.map(|_| Utc::now());
+                let cancelled_at = effective.map(|_| now);
                 let cancelled_by = effective.map(|_| "import".to_owned());
                 query = query
                     .bind(row.subscriber)
@@ -330,7 +368,7 @@ where
                     .bind(refund)
                     .bind(cancelled_at)
                     .bind(cancelled_by)
-                    .bind(Utc::now());
+                    .bind(now);
             }
             query.execute(&mut *tx).await?;
         }
