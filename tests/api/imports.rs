@@ -317,3 +317,90 @@ async fn imports_have_their_own_body_limit() {
             .contains("masthead import")
     );
 }
+
+/// A batch is matched while the batch before it is still being written, so the file is
+/// checked against that batch as well as against the database: a repeat is reported the same
+/// way whether or not its first row has been committed yet.
+#[tokio::test]
+async fn repeats_across_batches_are_caught_while_the_batch_before_is_being_written() {
+    use masthead::domain::Role;
+    use masthead::services::legacy::{CollectRejections, ImportOptions, Importer};
+
+    let app = spawn_app().await;
+    let store = masthead::store::open(&app.config.database_url())
+        .await
+        .expect("open");
+    let importer = Importer::new(
+        store.clone(),
+        app.config.home_country().expect("home"),
+        app.config.currency().expect("currency"),
+        masthead::store::Actor {
+            key_id: None,
+            name: "test".into(),
+            role: Role::Admin,
+        },
+    );
+    // Two rows a batch: lines 2-3, 4-5, 6-7, 8.
+    let csv = "legacy_id,given_name,family_name,email\n\
+               A-1,Ada,Byron,ada@example.org\n\
+               A-2,Ben,Jonson,ben@example.org\n\
+               A-3,Ada,Lovelace,ada@example.org\n\
+               A-2,Benjamin,Jonson,benjamin@example.org\n\
+               A-5,Cy,Twombly,cy@example.org\n\
+               A-6,Ben,Johnson,ben@example.org\n\
+               A-1,Ada,Byron,ada@example.org\n";
+    let options = ImportOptions {
+        dry_run: false,
+        batch_size: 2,
+    };
+    let mut rejections = CollectRejections::default();
+    let report = importer
+        .import_subscribers(std::io::Cursor::new(csv), &options, &mut rejections)
+        .await
+        .expect("import");
+    assert_eq!(
+        (report.rows, report.created, report.matched, report.rejected),
+        (7, 3, 1, 3),
+        "{report:?}"
+    );
+    assert_eq!(report.batches, 2, "batches with nothing new write nothing");
+    let reasons: Vec<(u64, String)> = rejections
+        .0
+        .into_iter()
+        .map(|r| (r.line, r.reason))
+        .collect();
+    // Lines 4 and 5 repeat the batch still being written; line 7 one already committed.
+    assert_eq!(reasons[0].0, 4);
+    assert!(
+        reasons[0].1.contains("the same reader as line 2 (email)"),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons[1].0, 5);
+    assert!(
+        reasons[1]
+            .1
+            .contains("legacy id A-2 was already given on line 3"),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons[2].0, 7);
+    assert!(
+        reasons[2].1.contains("who already has legacy id A-2"),
+        "{reasons:?}"
+    );
+    for (email, name) in [
+        ("ada@example.org", "Ada Byron"),
+        ("ben@example.org", "Ben Jonson"),
+        ("cy@example.org", "Cy Twombly"),
+    ] {
+        let number = number_of(&app, email).await;
+        let card: Value = app
+            .get(&format!("/api/v1/subscribers/{number}"), &app.staff)
+            .await
+            .json()
+            .await
+            .expect("card");
+        assert_eq!(card["display_name"], name, "{card}");
+    }
+    assert!(app.search("benjamin@example.org").await.is_empty());
+    store.close().await;
+}

@@ -133,6 +133,7 @@ async fn run_import(
             detail,
         )),
         Err(ImportError::Store(e)) => Err(e.into()),
+        Err(e @ ImportError::Writer(_)) => Err(ApiError::internal(e)),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The legacy circulation file: import of `subscribers.csv` and `terms.csv` in batches, and
 //! the export of both in the same shape.
 //!
-//! A reader thread parses and checks rows (the CPU work) while this side matches them to the
-//! database and writes each batch in one transaction, so memory stays constant however long
-//! the file. A rejected row never stops the others: it is reported with its line and reason.
+//! Three stages overlap: a reader thread parses and checks rows (the CPU work); this side
+//! matches a batch to the database; a task writes the batch before it in one transaction. At
+//! most a few batches are held at once, so memory stays constant however long the file. A
+//! rejected row never stops the others: it is reported with its line and reason.
 
 mod export;
 pub mod rows;
@@ -12,19 +13,21 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
 use self::rows::{Owner, ParsedSubscriber, ParsedTerm, SubscriberRow, TermRow, reason};
 use crate::domain::CountryCode;
 use crate::domain::money::Currency;
 use crate::domain::publication::PublicationCode;
-use crate::domain::search::TermKind;
+use crate::domain::search::{SearchTerm, TermKind};
 use crate::store::{
     Actor, AuditEntry, ImportedSubscriber, ImportedTerm, KnownSubscriber, NewTerm, Store,
-    SubscriberBatch,
+    StoreError, SubscriberBatch,
 };
 pub use export::{export_subscribers, export_terms};
 
@@ -136,12 +139,85 @@ pub enum ImportError {
     #[error("{0}")]
     BadFile(String),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
+    #[error("the task writing a batch stopped: {0}")]
+    Writer(String),
 }
+
+/// A term's reader, title and start: the same three are the same term.
+type TermKey = (i64, i64, NaiveDate);
 
 struct Batch<T> {
     rows: Vec<(u64, Result<T, String>)>,
     bytes: u64,
+}
+
+/// The batch being written while the next one is matched; `rows` is what it creates.
+struct InFlight {
+    task: JoinHandle<Result<(), StoreError>>,
+    rows: u64,
+}
+
+impl InFlight {
+    fn start(
+        rows: u64,
+        write: impl Future<Output = Result<(), StoreError>> + Send + 'static,
+    ) -> Self {
+        Self {
+            task: tokio::spawn(write),
+            rows,
+        }
+    }
+
+    /// Waits for the write and counts it in the report.
+    async fn finish(self, report: &mut ImportReport) -> Result<(), ImportError> {
+        self.task
+            .await
+            .map_err(|e| ImportError::Writer(e.to_string()))??;
+        report.created += self.rows;
+        if !report.dry_run {
+            report.batches += 1;
+        }
+        Ok(())
+    }
+
+    async fn finish_all(
+        in_flight: Option<Self>,
+        report: &mut ImportReport,
+    ) -> Result<(), ImportError> {
+        match in_flight {
+            Some(batch) => batch.finish(report).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The legacy ids and duplicate keys of a batch's new readers, with the line of each: checked
+/// by the next batch, which the database cannot show them to until the batch is committed.
+#[derive(Default)]
+struct SeenReaders {
+    legacy: HashMap<String, u64>,
+    keys: HashMap<(TermKind, String), u64>,
+}
+
+impl SeenReaders {
+    fn legacy(&self, before: &Self, legacy_id: &str) -> Option<u64> {
+        self.legacy
+            .get(legacy_id)
+            .or_else(|| before.legacy.get(legacy_id))
+            .copied()
+    }
+
+    fn key(&self, before: &Self, key: &(TermKind, String)) -> Option<u64> {
+        self.keys.get(key).or_else(|| before.keys.get(key)).copied()
+    }
+
+    fn remember(&mut self, keys: &[SearchTerm], legacy_id: String, line: u64) {
+        for key in keys {
+            self.keys.insert((key.kind, key.term.clone()), line);
+        }
+        self.legacy.insert(legacy_id, line);
+    }
 }
 
 pub struct Importer {
@@ -180,23 +256,61 @@ impl Importer {
             ..ImportReport::default()
         };
         let mut analysed = 0;
+        let mut in_flight: Option<InFlight> = None;
+        let mut seen_before = SeenReaders::default();
         while let Some(batch) = batches.recv().await {
-            let batch = batch.map_err(ImportError::BadFile)?;
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(why) => {
+                    InFlight::finish_all(in_flight, &mut report).await?;
+                    return Err(ImportError::BadFile(why));
+                }
+            };
             observer.progress(batch.bytes);
-            self.subscriber_batch(batch.rows, options, &mut report, observer)
-                .await?;
+            let prepared = self
+                .subscriber_batch(batch.rows, &seen_before, &mut report, observer)
+                .await;
+            // The batch before is waited for even when this one failed: nothing is left
+            // writing once the import returns.
+            let written = InFlight::finish_all(in_flight.take(), &mut report).await;
+            let (prepared, seen) = prepared?;
+            written?;
             self.keep_statistics_fresh(&report, &mut analysed).await?;
+            seen_before = seen;
+            if prepared.new.is_empty() && prepared.tag.is_empty() {
+                continue;
+            }
+            let audit = AuditEntry {
+                at: chrono::Utc::now(),
+                actor: self.actor.clone(),
+                action: "subscriber.import",
+                subscriber: None,
+                request_id: None,
+                detail: json!({ "created": prepared.new.len(), "tagged": prepared.tag.len() }),
+            };
+            let store = Arc::clone(&self.store);
+            let commit = !options.dry_run;
+            in_flight = Some(InFlight::start(prepared.new.len() as u64, async move {
+                store
+                    .import_subscribers(&prepared, audit, commit)
+                    .await
+                    .map(drop)
+            }));
         }
+        InFlight::finish_all(in_flight, &mut report).await?;
+        self.keep_statistics_fresh(&report, &mut analysed).await?;
         Ok(report)
     }
 
+    /// Matches a batch to the readers already known, to itself and to the batch before it
+    /// (still being written); returns what to write and the batch's own keys.
     async fn subscriber_batch(
         &self,
         rows: Vec<(u64, Result<ParsedSubscriber, String>)>,
-        options: &ImportOptions,
+        before: &SeenReaders,
         report: &mut ImportReport,
         observer: &mut dyn ImportObserver,
-    ) -> Result<(), ImportError> {
+    ) -> Result<(SubscriberBatch, SeenReaders), ImportError> {
         report.rows += rows.len() as u64;
         let mut parsed = Vec::with_capacity(rows.len());
         for (line, row) in rows {
@@ -231,9 +345,8 @@ impl Importer {
         let by_key = self.known_by_duplicate_keys(&parsed).await?;
 
         let mut batch = SubscriberBatch::default();
-        // Within the batch: the first line holding each legacy id and duplicate key.
-        let mut seen_legacy: HashMap<String, u64> = HashMap::new();
-        let mut seen_keys: HashMap<(TermKind, String), u64> = HashMap::new();
+        // The first line holding each legacy id and duplicate key, here or in the batch before.
+        let mut seen = SeenReaders::default();
         for (line, row) in parsed {
             if let Some(number) = row.number {
                 match by_number.get(&number.sequence()) {
@@ -250,13 +363,26 @@ impl Importer {
             let Some(legacy_id) = row.legacy_id.clone() else {
                 continue;
             };
-            if by_legacy.contains_key(&legacy_id) {
-                report.matched += 1;
-                continue;
-            }
-            if let Some(first) = seen_legacy.get(&legacy_id) {
+            // The file is checked against itself first, so that a repeat is reported the
+            // same way whether or not the batch before has been committed yet.
+            if let Some(first) = seen.legacy(before, &legacy_id) {
                 let why = format!("legacy id {legacy_id} was already given on line {first}");
                 reject(report, observer, line, why);
+                continue;
+            }
+            if let Some((kind, first)) = row.duplicate_keys.iter().find_map(|k| {
+                seen.key(before, &(k.kind, k.term.clone()))
+                    .map(|l| (k.kind, l))
+            }) {
+                let why = format!(
+                    "the same reader as line {first} ({}); give each reader one row",
+                    super::match_label(kind)
+                );
+                reject(report, observer, line, why);
+                continue;
+            }
+            if by_legacy.contains_key(&legacy_id) {
+                report.matched += 1;
                 continue;
             }
             let existing = row
@@ -268,7 +394,7 @@ impl Importer {
                     None => {
                         report.matched += 1;
                         batch.tag.push((known.sequence, legacy_id.clone()));
-                        seen_legacy.insert(legacy_id, line);
+                        seen.remember(&row.duplicate_keys, legacy_id, line);
                     }
                     Some(other) => {
                         let why = format!(
@@ -281,47 +407,14 @@ impl Importer {
                 }
                 continue;
             }
-            if let Some((kind, first)) = row.duplicate_keys.iter().find_map(|k| {
-                seen_keys
-                    .get(&(k.kind, k.term.clone()))
-                    .map(|l| (k.kind, *l))
-            }) {
-                let why = format!(
-                    "the same reader as line {first} ({}); give each reader one row",
-                    super::match_label(kind)
-                );
-                reject(report, observer, line, why);
-                continue;
-            }
-            for key in &row.duplicate_keys {
-                seen_keys.insert((key.kind, key.term.clone()), line);
-            }
-            seen_legacy.insert(legacy_id.clone(), line);
+            seen.remember(&row.duplicate_keys, legacy_id.clone(), line);
             batch.new.push(ImportedSubscriber {
                 legacy_id,
                 profile: row.profile,
                 terms: row.terms,
             });
         }
-        if batch.new.is_empty() && batch.tag.is_empty() {
-            return Ok(());
-        }
-        let audit = AuditEntry {
-            at: chrono::Utc::now(),
-            actor: self.actor.clone(),
-            action: "subscriber.import",
-            subscriber: None,
-            request_id: None,
-            detail: json!({ "created": batch.new.len(), "tagged": batch.tag.len() }),
-        };
-        self.store
-            .import_subscribers(&batch, audit, !options.dry_run)
-            .await?;
-        report.created += batch.new.len() as u64;
-        if !options.dry_run {
-            report.batches += 1;
-        }
-        Ok(())
+        Ok((batch, seen))
     }
 
     /// After the first committed batch and every 20th, the planner learns the new sizes, so
@@ -390,24 +483,56 @@ impl Importer {
         };
         let mut analysed = 0;
         self.store.refresh_statistics().await?;
+        let mut in_flight: Option<InFlight> = None;
+        let mut written_before = HashSet::new();
         while let Some(batch) = batches.recv().await {
-            let batch = batch.map_err(ImportError::BadFile)?;
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(why) => {
+                    InFlight::finish_all(in_flight, &mut report).await?;
+                    return Err(ImportError::BadFile(why));
+                }
+            };
             observer.progress(batch.bytes);
-            self.term_batch(batch.rows, &publications, options, &mut report, observer)
-                .await?;
+            let prepared = self
+                .term_batch(
+                    batch.rows,
+                    &publications,
+                    &written_before,
+                    &mut report,
+                    observer,
+                )
+                .await;
+            let written = InFlight::finish_all(in_flight.take(), &mut report).await;
+            let (terms, keys) = prepared?;
+            written?;
             self.keep_statistics_fresh(&report, &mut analysed).await?;
+            written_before = keys;
+            if terms.is_empty() {
+                continue;
+            }
+            let store = Arc::clone(&self.store);
+            let commit = !options.dry_run;
+            in_flight = Some(InFlight::start(terms.len() as u64, async move {
+                store.import_terms(&terms, commit).await
+            }));
         }
+        InFlight::finish_all(in_flight, &mut report).await?;
+        self.keep_statistics_fresh(&report, &mut analysed).await?;
         Ok(report)
     }
 
+    /// Resolves a batch's readers and titles and leaves out the terms already held, in the
+    /// database or in the batch before (still being written); returns the terms to write
+    /// and their keys.
     async fn term_batch(
         &self,
         rows: Vec<(u64, Result<ParsedTerm, String>)>,
         publications: &HashMap<PublicationCode, i64>,
-        options: &ImportOptions,
+        before: &HashSet<TermKey>,
         report: &mut ImportReport,
         observer: &mut dyn ImportObserver,
-    ) -> Result<(), ImportError> {
+    ) -> Result<(Vec<ImportedTerm>, HashSet<TermKey>), ImportError> {
         report.rows += rows.len() as u64;
         let mut parsed = Vec::with_capacity(rows.len());
         for (line, row) in rows {
@@ -440,15 +565,17 @@ impl Importer {
             resolved.push((subscriber, publication_id, row));
         }
         let keys: Vec<_> = resolved.iter().map(|(s, p, r)| (*s, *p, r.start)).collect();
-        let mut existing: HashSet<_> = self
+        let existing: HashSet<TermKey> = self
             .store
             .existing_terms(&keys)
             .await?
             .into_iter()
             .collect();
+        let mut written = HashSet::with_capacity(resolved.len());
         let mut terms = Vec::with_capacity(resolved.len());
         for (subscriber, publication_id, row) in resolved {
-            if !existing.insert((subscriber, publication_id, row.start)) {
+            let key = (subscriber, publication_id, row.start);
+            if existing.contains(&key) || before.contains(&key) || !written.insert(key) {
                 report.unchanged += 1;
                 continue;
             }
@@ -472,15 +599,7 @@ impl Importer {
                 },
             });
         }
-        if terms.is_empty() {
-            return Ok(());
-        }
-        self.store.import_terms(&terms, !options.dry_run).await?;
-        report.created += terms.len() as u64;
-        if !options.dry_run {
-            report.batches += 1;
-        }
-        Ok(())
+        Ok((terms, written))
     }
 
     /// The live sequence of each row's reader; merged numbers lead to where they went.
