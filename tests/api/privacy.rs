@@ -76,7 +76,8 @@ async fn erasure_removes_personal_data_but_keeps_the_number() {
         "erika@",
         "Heidestraße",
         "51147",
-        "1964",
+        // The birth date, as a date: the year alone can turn up in a timestamp's nanoseconds.
+        "1964-08",
     ] {
         assert!(
             !text.contains(personal),

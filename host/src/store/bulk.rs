@@ -67,30 +67,65 @@ struct ExportTermRow {
     legacy_id: Option<String>,
 }
 
-/// A multi-row statement's text, built again only when the number of rows changes (in a
-/// batch, only for its last chunk).
-struct RowsSql<F> {
-    rows: usize,
-    text: String,
-    build: F,
+/// The text of a multi-row `INSERT` split into chunks of `size` rows: built once for the full
+/// chunks and once for the last.
+struct ChunkSql {
+    size: usize,
+    full: String,
+    last: String,
 }
 
-impl<F: Fn(usize) -> String> RowsSql<F> {
-    fn new(build: F) -> Self {
+impl ChunkSql {
+    fn new<DB: Backend>(
+        (head, tail): (&str, &str),
+        values: usize,
+        rows: usize,
+        size: usize,
+    ) -> Self {
+        let text = |rows| format!("{head} VALUES {}{tail}", value_rows::<DB>(rows, values));
         Self {
-            rows: 0,
-            text: String::new(),
-            build,
+            size,
+            full: text(size.min(rows)),
+            last: match rows % size {
+                rest if rest != 0 && rows > size => text(rest),
+                _ => String::new(),
+            },
         }
     }
 
-    fn for_rows(&mut self, rows: usize) -> &str {
-        if rows != self.rows {
-            self.text = (self.build)(rows);
-            self.rows = rows;
+    fn for_chunk(&self, rows: usize) -> &str {
+        if rows == self.size || self.last.is_empty() {
+            &self.full
+        } else {
+            &self.last
         }
-        &self.text
     }
+}
+
+/// Inserts `rows` chunk by chunk. The next chunk's arguments are bound while SQLite runs the
+/// current one: binding is this task's work, running is the database's, and done in turn
+/// they would leave each waiting on the other.
+async fn insert_chunks<'q, DB, T: Sync>(
+    conn: &mut DB::Connection,
+    sql: &'q ChunkSql,
+    rows: &'q [T],
+    bind: impl Fn(&'q [T], &'q str) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>> + Sync,
+) -> StoreResult<()>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
+{
+    let mut chunks = rows.chunks(sql.size);
+    let mut next = chunks.next().map(|c| bind(c, sql.for_chunk(c.len())));
+    while let Some(query) = next {
+        let (done, following) = futures::join!(query.execute(&mut *conn), async {
+            chunks.next().map(|c| bind(c, sql.for_chunk(c.len())))
+        });
+        done?;
+        next = following;
+    }
+    Ok(())
 }
 
 /// Rows per multi-row `INSERT`, kept under SQLite's 32,766 bound parameters.
@@ -215,24 +250,24 @@ where
             )));
         }
         let consents = Json(Consents::new());
-        let mut sql = RowsSql::new(|rows| {
-            format!(
+        let rows: Vec<_> = batch.new.iter().zip(&ids).collect();
+        let sql = ChunkSql::new::<DB>(
+            (
                 "INSERT INTO subscribers (id, kind, status, display_name, profile, consents, \
                  postal_code, city, region, country, birth_year, relationship_level, legacy_id, \
-                 version, created_at, updated_at) VALUES {}",
-                value_rows::<DB>(rows, 16)
-            )
-        });
-        for (chunk, chunk_ids) in batch
-            .new
-            .chunks(SUBSCRIBER_ROWS)
-            .zip(ids.chunks(SUBSCRIBER_ROWS))
-        {
-            let mut query = sqlx::query::<DB>(sql.for_rows(chunk.len()));
-            for (row, id) in chunk.iter().zip(chunk_ids) {
+                 version, created_at, updated_at)",
+                "",
+            ),
+            16,
+            rows.len(),
+            SUBSCRIBER_ROWS,
+        );
+        insert_chunks::<DB, _>(&mut tx, &sql, &rows, |chunk, sql| {
+            let mut query = sqlx::query::<DB>(sql);
+            for (row, id) in chunk {
                 let c = ProfileColumns::of(&row.profile);
                 query = query
-                    .bind(*id)
+                    .bind(**id)
                     .bind(c.kind)
                     .bind(c.status)
                     .bind(c.display_name)
@@ -249,8 +284,9 @@ where
                     .bind(audit.at)
                     .bind(audit.at);
             }
-            query.execute(&mut *tx).await?;
-        }
+            query
+        })
+        .await?;
         let mut search_terms: Vec<(&str, &str, i64)> = batch
             .new
             .iter()
@@ -263,19 +299,23 @@ where
             .collect();
         // In key order, consecutive inserts land on the same pages of the index.
         search_terms.sort_unstable();
-        let mut sql = RowsSql::new(|rows| {
-            format!(
-                "INSERT INTO search_terms (kind, term, subscriber_id) VALUES {} ON CONFLICT DO NOTHING",
-                value_rows::<DB>(rows, 3)
-            )
-        });
-        for chunk in search_terms.chunks(SEARCH_TERM_ROWS) {
-            let mut query = sqlx::query::<DB>(sql.for_rows(chunk.len()));
+        let sql = ChunkSql::new::<DB>(
+            (
+                "INSERT INTO search_terms (kind, term, subscriber_id)",
+                " ON CONFLICT DO NOTHING",
+            ),
+            3,
+            search_terms.len(),
+            SEARCH_TERM_ROWS,
+        );
+        insert_chunks::<DB, _>(&mut tx, &sql, &search_terms, |chunk, sql| {
+            let mut query = sqlx::query::<DB>(sql);
             for (kind, term, id) in chunk {
                 query = query.bind(*kind).bind(*term).bind(*id);
             }
-            query.execute(&mut *tx).await?;
-        }
+            query
+        })
+        .await?;
         for (id, legacy_id) in &batch.tag {
             sqlx::query(
                 "UPDATE subscribers SET legacy_id = $2 WHERE id = $1 AND legacy_id IS NULL",
@@ -326,18 +366,21 @@ where
 
     async fn import_terms(&self, terms: &[ImportedTerm], commit: bool) -> StoreResult<()> {
         let now = Utc::now();
-        let mut sql = RowsSql::new(|rows| {
-            format!(
+        let mut tx = self.write.begin().await?;
+        let sql = ChunkSql::new::<DB>(
+            (
                 "INSERT INTO terms (subscriber_id, publication_id, format, months, start_date, \
                  end_date, extension_days, currency, list_price, discounts, price_paid, channel, \
                  payment_method, auto_renew, cancelled_effective, cancel_reason, refund, \
-                 cancelled_at, cancelled_by, created_at) VALUES {}",
-                value_rows::<DB>(rows, 20)
-            )
-        });
-        let mut tx = self.write.begin().await?;
-        for chunk in terms.chunks(TERM_ROWS) {
-            let mut query = sqlx::query::<DB>(sql.for_rows(chunk.len()));
+                 cancelled_at, cancelled_by, created_at)",
+                "",
+            ),
+            20,
+            terms.len(),
+            TERM_ROWS,
+        );
+        insert_chunks::<DB, _>(&mut tx, &sql, terms, |chunk, sql| {
+            let mut query = sqlx::query::<DB>(sql);
             for row in chunk {
                 let t = &row.term;
                 let (effective, reason, refund) = match &row.cancellation {
@@ -370,8 +413,9 @@ where
                     .bind(cancelled_by)
                     .bind(now);
             }
-            query.execute(&mut *tx).await?;
-        }
+            query
+        })
+        .await?;
         if commit {
             tx.commit().await?;
         } else {
