@@ -563,16 +563,22 @@ impl Complaints {
                 Some(CompensationGrant::Extension { term, days })
             }
             CompensationRequest::Credit { amount, .. } => {
-                if amount <= 0 {
-                    errors.add(
-                        format!("{field}.amount"),
-                        "a credit is a positive amount in minor units",
-                    );
-                    return None;
+                match Money::parse(amount, self.currency) {
+                    Ok(credit) if credit.amount > 0 => {
+                        Some(CompensationGrant::Credit { amount: credit })
+                    }
+                    Ok(_) => {
+                        errors.add(
+                            format!("{field}.amount"),
+                            "a credit is a positive amount in minor units",
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        errors.add(format!("{field}.amount"), e);
+                        None
+                    }
                 }
-                Some(CompensationGrant::Credit {
-                    amount: Money::new(amount, self.currency),
-                })
             }
         }
     }
