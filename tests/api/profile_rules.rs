@@ -144,6 +144,22 @@ async fn decomposed_text_is_stored_composed_and_found_either_way() {
         );
     }
 
+    // Other text a person types is composed as well: a complaint, say.
+    let opened = app
+        .post(
+            "/api/v1/interactions",
+            &app.staff,
+            &json!({ "subscriber": card["number"], "kind": "complaint", "channel": "phone",
+                     "category": "missed_delivery", "text": "Zeitung nicht zugestellt, Gru\u{308}\u{df}e" }),
+        )
+        .await;
+    assert_eq!(opened.status(), StatusCode::CREATED);
+    let complaint: Value = opened.json().await.expect("json");
+    assert_eq!(
+        complaint["text"], "Zeitung nicht zugestellt, Gr\u{fc}\u{df}e",
+        "{complaint}"
+    );
+
     let readers = "legacy_id,given_name,family_name,city\nN-1,Ame\u{301}lie,Poulain,Paris\n";
     assert_eq!(
         import(&app, "subscribers", readers).await["report"]["created"],

@@ -25,6 +25,7 @@ use crate::domain::tenure::{self, SubscriptionStatus, Tenure};
 use crate::domain::term::{
     self, Discount, DiscountKind, PaymentMethod, SalesChannel, Span, Term, hold_days,
 };
+use crate::domain::text;
 use crate::domain::{FieldErrors, SubscriberNumber};
 use crate::store::{
     Actor, Compensation, NewOrder, NewTerm, Order, OrderKind, OrderOutcome, Publication, Store,
@@ -409,7 +410,7 @@ impl Circulation {
         }
         let mut manual = Vec::new();
         for (i, d) in request.discounts.iter().enumerate() {
-            let reason = d.reason.trim();
+            let reason = text::clean(&d.reason);
             if reason.is_empty() || reason.chars().count() > 200 {
                 errors.add(
                     format!("discounts[{i}].reason"),
@@ -417,7 +418,7 @@ impl Circulation {
                 );
             }
             match BasisPoints::from_percent(d.percent) {
-                Ok(rate) => manual.push((rate, reason.to_owned())),
+                Ok(rate) => manual.push((rate, reason)),
                 Err(e) => errors.add(format!("discounts[{i}].percent"), e),
             }
         }
@@ -499,7 +500,7 @@ impl Circulation {
         }
         let reason = request
             .reason
-            .map(|r| r.trim().to_owned())
+            .map(|r| text::clean(&r))
             .filter(|r| !r.is_empty());
         if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
             errors.add("reason", "keep the reason under 200 characters");
@@ -533,7 +534,7 @@ impl Circulation {
         if let Err(e) = term::check_cancellation(request.effective, term.start, term.end) {
             errors.add("effective", e);
         }
-        let reason = request.reason.trim().to_owned();
+        let reason = text::clean(&request.reason);
         if reason.is_empty() || reason.chars().count() > 500 {
             errors.add("reason", "give the reason (1 to 500 characters)");
         }
