@@ -135,7 +135,7 @@ async fn every_invalid_field_is_reported_at_once() {
         "birth_date": "2999-01-01",
         "emails": [{ "address": "anna@" }, { "address": "ok@example.com" }],
         "phones": [{ "number": "12" }],
-        "addresses": [{ "kind": "delivery", "lines": [], "postal_code": "", "city": "X", "country": "Scotland" }],
+        "addresses": [{ "kind": "delivery", "lines": ["1", "2", "3", "4", "5", "6"], "postal_code": "", "city": "X", "country": "Scotland" }],
         "custom_attributes": { "Has Space": 1, "nested": { "a": 1 } },
         "status": "erased"
     });

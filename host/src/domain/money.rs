@@ -54,9 +54,40 @@ pub struct Money {
     pub currency: Currency,
 }
 
+/// The most one amount may be (a price, a term's price, a discount, a refund, a credit), in
+/// minor units: 1,000,000,000.00 of the currency. No subscription comes near it, yet it keeps
+/// sums far from the end of `i64`: a total reaches it only past 92 million such amounts.
+pub const MAX_AMOUNT: i64 = 100_000_000_000;
+
+/// `MAX_AMOUNT` as people write it, for messages.
+const MAX_AMOUNT_TEXT: &str = "1000000000.00";
+
+/// Checks an amount received from outside (the API, an import, a plugin): whole minor units
+/// from 0 to [`MAX_AMOUNT`]. The error names the limit; the caller names the field.
+pub fn check_amount(amount: i64) -> Result<i64, String> {
+    if (0..=MAX_AMOUNT).contains(&amount) {
+        Ok(amount)
+    } else {
+        Err(format!(
+            "{amount} is not an amount from 0 to {MAX_AMOUNT} minor units ({MAX_AMOUNT_TEXT})"
+        ))
+    }
+}
+
+/// The sum of amounts in minor units, or `None` where it would not fit in an `i64` (a sum
+/// must never wrap around to a negative total).
+pub fn checked_sum(amounts: impl IntoIterator<Item = i64>) -> Option<i64> {
+    amounts.into_iter().try_fold(0_i64, i64::checked_add)
+}
+
 impl Money {
     pub fn new(amount: i64, currency: Currency) -> Self {
         Self { amount, currency }
+    }
+
+    /// An amount received from outside, within [`check_amount`]'s bounds.
+    pub fn parse(amount: i64, currency: Currency) -> Result<Self, String> {
+        check_amount(amount).map(|amount| Self::new(amount, currency))
     }
 
     pub fn zero(currency: Currency) -> Self {
@@ -140,6 +171,32 @@ mod tests {
         assert!(BasisPoints::from_percent(1.234).is_err());
         assert_eq!(BasisPoints(250).to_string(), "2.50%");
         assert_eq!(BasisPoints(1000).to_string(), "10%");
+    }
+
+    #[test]
+    fn amounts_are_bounded_and_the_limit_is_named() {
+        assert_eq!(check_amount(0), Ok(0));
+        assert_eq!(check_amount(MAX_AMOUNT), Ok(MAX_AMOUNT));
+        let over = check_amount(MAX_AMOUNT + 1).unwrap_err();
+        assert!(
+            over.contains("100000000000 minor units (1000000000.00)"),
+            "{over}"
+        );
+        assert!(check_amount(-1).is_err());
+        assert!(check_amount(i64::MAX).is_err());
+        assert_eq!(Money::parse(1250, eur(0).currency), Ok(eur(1250)));
+        assert_eq!(
+            Money::new(MAX_AMOUNT, eur(0).currency).to_string(),
+            format!("{MAX_AMOUNT_TEXT} EUR")
+        );
+    }
+
+    #[test]
+    fn sums_never_wrap() {
+        assert_eq!(checked_sum([MAX_AMOUNT, MAX_AMOUNT]), Some(2 * MAX_AMOUNT));
+        assert_eq!(checked_sum([]), Some(0));
+        assert_eq!(checked_sum([i64::MAX, i64::MAX]), None);
+        assert_eq!(checked_sum([i64::MAX, 1]), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::money::{BasisPoints, Money};
+use super::money::{BasisPoints, Money, check_amount, checked_sum};
 use super::tenure::Tenure;
 use super::term::{Discount, DiscountKind};
 
@@ -110,13 +110,72 @@ pub struct PriceBreakdown {
 
 impl PriceBreakdown {
     pub fn new(list_price: Money, discounts: Vec<Discount>) -> Self {
-        let off: i64 = discounts.iter().map(|d| d.amount.amount).sum();
-        let total = Money::new((list_price.amount - off).max(0), list_price.currency);
+        // Stacked discounts may add up past the list price (or past i64): the total is then 0.
+        let off = checked_sum(discounts.iter().map(|d| d.amount.amount)).unwrap_or(i64::MAX);
+        let total = Money::new(
+            list_price.amount.saturating_sub(off).max(0),
+            list_price.currency,
+        );
         Self {
             list_price,
             discounts,
             total,
         }
+    }
+
+    /// A price recorded elsewhere (a legacy circulation file): the list price and what the
+    /// reader paid, the difference kept as one discount with `reason`. The rules are those of
+    /// every sale here: both amounts within the money limits, and never more than the list
+    /// price, since no discount can raise a price. Errors are `(field, message)`.
+    pub fn recorded(
+        list_price: Money,
+        price_paid: Money,
+        reason: &str,
+    ) -> Result<Self, Vec<(&'static str, String)>> {
+        let mut errors = Vec::new();
+        if let Err(e) = check_amount(list_price.amount) {
+            errors.push(("list_price", e));
+        }
+        if let Err(e) = check_amount(price_paid.amount) {
+            errors.push(("price_paid", e));
+        }
+        if errors.is_empty() && price_paid.amount > list_price.amount {
+            errors.push((
+                "price_paid",
+                format!(
+                    "the price paid, {price_paid}, is above the list price, {list_price}; \
+                     a term costs its list price less its discounts"
+                ),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let discounts = (price_paid.amount < list_price.amount)
+            .then(|| Discount {
+                kind: DiscountKind::Imported,
+                reason: reason.to_owned(),
+                amount: Money::new(list_price.amount - price_paid.amount, list_price.currency),
+                offer: None,
+            })
+            .into_iter()
+            .collect();
+        Ok(Self {
+            list_price,
+            discounts,
+            total: price_paid,
+        })
+    }
+}
+
+/// Checks a refund on a term that cost `price_paid`: from nothing up to what was paid.
+pub fn check_refund(refund: i64, price_paid: Money) -> Result<Money, String> {
+    if (0..=price_paid.amount).contains(&refund) {
+        Ok(Money::new(refund, price_paid.currency))
+    } else {
+        Err(format!(
+            "a refund is between 0 and the price paid, {price_paid}; {refund} is not"
+        ))
     }
 }
 
@@ -190,6 +249,37 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_price_follows_the_rules_of_a_sale() {
+        let b = PriceBreakdown::recorded(list(12_000), list(10_000), "old offer").unwrap();
+        assert_eq!(b.total.amount, 10_000);
+        assert_eq!(b.discounts[0].amount.amount, 2_000);
+        assert_eq!(b.discounts[0].kind, DiscountKind::Imported);
+        assert!(
+            PriceBreakdown::recorded(list(12_000), list(12_000), "x")
+                .unwrap()
+                .discounts
+                .is_empty()
+        );
+        let above = PriceBreakdown::recorded(list(12_000), list(12_001), "x").unwrap_err();
+        assert_eq!(above[0].0, "price_paid");
+        assert!(
+            above[0].1.contains("above the list price, 120.00 EUR"),
+            "{above:?}"
+        );
+        let huge = PriceBreakdown::recorded(list(i64::MAX), list(i64::MAX), "x").unwrap_err();
+        let fields: Vec<_> = huge.iter().map(|e| e.0).collect();
+        assert_eq!(fields, ["list_price", "price_paid"]);
+    }
+
+    #[test]
+    fn a_refund_is_at_most_the_price_paid() {
+        assert_eq!(check_refund(12_000, list(12_000)), Ok(list(12_000)));
+        assert_eq!(check_refund(0, list(12_000)), Ok(list(0)));
+        assert!(check_refund(12_001, list(12_000)).is_err());
+        assert!(check_refund(-1, list(12_000)).is_err());
+    }
+
+    #[test]
     fn a_breakdown_never_goes_below_zero() {
         let d = POLICY.discount(list(12_000), &tenure(1)).unwrap();
         let b = PriceBreakdown::new(list(12_000), vec![d.clone()]);
@@ -199,8 +289,16 @@ mod tests {
             ..d
         };
         assert_eq!(
-            PriceBreakdown::new(list(12_000), vec![huge]).total.amount,
+            PriceBreakdown::new(list(12_000), vec![huge.clone()])
+                .total
+                .amount,
             0
         );
+        let beyond = Discount {
+            amount: list(i64::MAX),
+            ..huge
+        };
+        let stacked = PriceBreakdown::new(list(12_000), vec![beyond.clone(), beyond]);
+        assert_eq!(stacked.total.amount, 0);
     }
 }

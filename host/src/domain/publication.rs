@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::ToSchema;
 
 use super::FieldErrors;
+use super::money::check_amount;
 
 /// A short code naming a title, such as `DAILY` or `WEEKEND-MAG`: 2 to 32 upper-case letters,
 /// digits or dashes. Codes are what staff type and what the import file carries.
@@ -158,7 +159,8 @@ impl PublicationDraft {
 pub struct PriceEntry {
     pub format: Format,
     pub months: u32,
-    /// Minor units: 12000 is 120.00.
+    /// Minor units: 12000 is 120.00; at most 100000000000 (1,000,000,000.00).
+    #[schema(minimum = 0, maximum = 100_000_000_000.0)]
     pub amount: i64,
 }
 
@@ -189,8 +191,8 @@ impl PriceListDraft {
                     ),
                 );
             }
-            if entry.amount < 0 {
-                errors.add(format!("{field}.amount"), "a price cannot be negative");
+            if let Err(e) = check_amount(entry.amount) {
+                errors.add(format!("{field}.amount"), e);
             }
             if !seen.insert((entry.format, entry.months)) {
                 errors.add(&field, "this format and term length is priced twice");

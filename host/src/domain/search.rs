@@ -72,11 +72,14 @@ pub fn terms_for(profile: &Profile) -> Vec<SearchTerm> {
         let digits: String = phone.number.chars().filter(char::is_ascii_digit).collect();
         terms.push(SearchTerm::new(TermKind::Phone, digits));
     }
-    for address in &draft.addresses {
-        terms.push(SearchTerm::new(
-            TermKind::Postal,
-            normalize_postal_code(&address.postal_code),
-        ));
+    // A partial address may have no postal code: nothing to find it by.
+    for postal in draft
+        .addresses
+        .iter()
+        .map(|a| normalize_postal_code(&a.postal_code))
+        .filter(|p| !p.is_empty())
+    {
+        terms.push(SearchTerm::new(TermKind::Postal, postal));
     }
     terms.extend(identity_term(profile));
     terms.sort();

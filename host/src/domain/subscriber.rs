@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
 use utoipa::ToSchema;
 
 use super::contact::{CountryCode, EmailAddress, PhoneNumber, normalize_postal_code};
@@ -145,9 +146,15 @@ pub struct PhoneEntry {
 #[serde(deny_unknown_fields)]
 pub struct Address {
     pub kind: AddressKind,
-    /// Street lines, first to last.
+    /// Street lines, first to last; with them the postal code and the city are required.
+    /// Without them the address is partial: it places the reader but is not delivered to.
+    #[serde(default)]
     pub lines: Vec<String>,
+    /// Empty when a partial address has none.
+    #[serde(default)]
     pub postal_code: String,
+    /// Empty when a partial address has none.
+    #[serde(default)]
     pub city: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
@@ -253,7 +260,7 @@ impl Profile {
                 "status may be set to active, inactive or deceased; merged and erased come from their own actions",
             );
         }
-        check_custom_attributes(&draft.custom_attributes, &mut errors);
+        check_custom_attributes(&mut draft.custom_attributes, &mut errors);
         errors.into_result(Self(draft))
     }
 
@@ -296,9 +303,11 @@ impl Profile {
             .or_else(|| addresses.first())
     }
 
+    /// The main address's postal code, folded; none for a partial address without one.
     pub fn postal_code(&self) -> Option<String> {
         self.main_address()
             .map(|a| normalize_postal_code(&a.postal_code))
+            .filter(|p| !p.is_empty())
     }
 
     pub fn birth_year(&self) -> Option<i32> {
@@ -348,7 +357,7 @@ impl Profile {
 
 fn check_name(field: &'static str, value: &mut Option<String>, errors: &mut FieldErrors) {
     if let Some(name) = value {
-        let trimmed = name.trim();
+        let trimmed = text::clean(name);
         if trimmed.is_empty() {
             *value = None;
         } else if trimmed.chars().count() > MAX_NAME_CHARS {
@@ -359,20 +368,20 @@ fn check_name(field: &'static str, value: &mut Option<String>, errors: &mut Fiel
         } else if trimmed.chars().any(char::is_control) {
             errors.add(field, "a name may not hold control characters");
         } else {
-            *value = Some(trimmed.to_owned());
+            *value = Some(trimmed);
         }
     }
 }
 
 fn check_label(field: String, label: &mut Option<String>, errors: &mut FieldErrors) {
-    if let Some(text) = label {
-        let trimmed = text.trim();
+    if let Some(given) = label {
+        let trimmed = text::clean(given);
         if trimmed.chars().count() > 40 {
             errors.add(field, "a label has at most 40 characters");
         } else if trimmed.is_empty() {
             *label = None;
         } else {
-            *label = Some(trimmed.to_owned());
+            *label = Some(trimmed);
         }
     }
 }
@@ -383,16 +392,45 @@ fn check_count(field: &'static str, count: usize, errors: &mut FieldErrors) {
     }
 }
 
+/// The address rules, the same for the API and the import. An address is whole or partial:
+/// - whole: 1 to 5 street lines, a postal code and a city; post can reach it;
+/// - partial: no street, but a postal code, a city, a region or a country; it places the reader
+///   (for search, segments and audiences) and is never a delivery address.
+///
+/// A street without its postal code or city is refused, since post could not reach it. Every
+/// address has a country: the one given, or the publisher's.
 fn check_address(i: usize, address: &mut Address, home: CountryCode, errors: &mut FieldErrors) {
     let field = |name: &str| format!("addresses[{i}].{name}");
     address.lines = address
         .lines
         .iter()
-        .map(|l| l.trim().to_owned())
+        .map(|l| text::clean(l))
         .filter(|l| !l.is_empty())
         .collect();
-    if address.lines.is_empty() || address.lines.len() > 5 {
-        errors.add(field("lines"), "an address has 1 to 5 street lines");
+    address.postal_code = text::clean(&address.postal_code).to_uppercase();
+    address.city = text::clean(&address.city);
+    address.region = address
+        .region
+        .as_deref()
+        .map(text::clean)
+        .filter(|r| !r.is_empty());
+    let country = address
+        .country
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let placed = !address.postal_code.is_empty()
+        || !address.city.is_empty()
+        || address.region.is_some()
+        || country.is_some();
+    if address.lines.is_empty() && !placed {
+        errors.add(
+            field("lines"),
+            "an address is empty; give its street lines, postal code and city, or at least a city, postal code, region or country",
+        );
+    }
+    if address.lines.len() > 5 {
+        errors.add(field("lines"), "an address has at most 5 street lines");
     }
     if address
         .lines
@@ -404,24 +442,37 @@ fn check_address(i: usize, address: &mut Address, home: CountryCode, errors: &mu
             format!("a line has at most {MAX_NAME_CHARS} characters"),
         );
     }
-    address.postal_code = address.postal_code.trim().to_uppercase();
-    if normalize_postal_code(&address.postal_code).is_empty() || address.postal_code.len() > 12 {
+    let street = !address.lines.is_empty();
+    if street && address.postal_code.is_empty() {
         errors.add(
             field("postal_code"),
-            "a postal code has 1 to 12 letters or digits",
+            "a street address needs its postal code; without a street, give only the city, postal code, region or country",
+        );
+    } else if !address.postal_code.is_empty()
+        && (normalize_postal_code(&address.postal_code).is_empty()
+            || address.postal_code.chars().count() > 12)
+    {
+        errors.add(
+            field("postal_code"),
+            "a postal code has 1 to 12 characters, with letters or digits",
         );
     }
-    address.city = address.city.trim().to_owned();
-    if address.city.is_empty() || address.city.chars().count() > 100 {
-        errors.add(field("city"), "a city has 1 to 100 characters");
+    if street && address.city.is_empty() {
+        errors.add(
+            field("city"),
+            "a street address needs its city; without a street, give only the city, postal code, region or country",
+        );
+    } else if address.city.chars().count() > 100 {
+        errors.add(field("city"), "a city has at most 100 characters");
     }
-    address.region = address
+    if address
         .region
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .map(str::to_owned);
-    match address.country.as_deref().map(CountryCode::parse) {
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 100)
+    {
+        errors.add(field("region"), "a region has at most 100 characters");
+    }
+    match country.map(CountryCode::parse) {
         None => address.country = Some(home.to_string()),
         Some(Ok(code)) => address.country = Some(code.to_string()),
         Some(Err(e)) => errors.add(field("country"), e),
@@ -429,7 +480,7 @@ fn check_address(i: usize, address: &mut Address, home: CountryCode, errors: &mu
 }
 
 fn check_custom_attributes(
-    attributes: &BTreeMap<String, serde_json::Value>,
+    attributes: &mut BTreeMap<String, serde_json::Value>,
     errors: &mut FieldErrors,
 ) {
     if attributes.len() > MAX_CUSTOM_ATTRIBUTES {
@@ -457,9 +508,9 @@ fn check_custom_attributes(
                 field,
                 format!("text values have at most {MAX_ATTRIBUTE_TEXT} characters"),
             ),
-            serde_json::Value::String(_)
-            | serde_json::Value::Number(_)
-            | serde_json::Value::Bool(_) => {}
+            // Kept as sent apart from composing: a value may mean its spaces.
+            serde_json::Value::String(s) => *s = s.nfc().collect(),
+            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {}
             _ => errors.add(field, "values are text, numbers or true/false"),
         }
     }
@@ -532,6 +583,63 @@ mod tests {
         assert_eq!(a.country.as_deref(), Some("GB"));
         assert_eq!(a.lines, ["1 High Street"]);
         assert_eq!(p.postal_code().as_deref(), Some("SW1A1AA"));
+    }
+
+    fn address(lines: &[&str], postal_code: &str, city: &str, country: Option<&str>) -> Address {
+        Address {
+            kind: AddressKind::Delivery,
+            lines: lines.iter().map(|l| (*l).to_owned()).collect(),
+            postal_code: postal_code.into(),
+            city: city.into(),
+            region: None,
+            country: country.map(str::to_owned),
+        }
+    }
+
+    fn address_errors(address: Address) -> Vec<String> {
+        let mut draft = person("Anna", "Smith");
+        draft.addresses.push(address);
+        match Profile::parse(draft, gb()) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(|e| e.field.clone()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_address_is_whole_or_partial_never_a_street_alone_or_empty() {
+        assert!(address_errors(address(&["1 High St"], "SW1A 1AA", "London", None)).is_empty());
+        assert!(address_errors(address(&[], "", "", Some("de"))).is_empty());
+        assert!(address_errors(address(&[], "", "Leeds", None)).is_empty());
+        assert!(address_errors(address(&[], "LS1", "", None)).is_empty());
+        assert_eq!(
+            address_errors(address(&["1 High St"], "", "", None)),
+            ["addresses[0].postal_code", "addresses[0].city"]
+        );
+        assert_eq!(
+            address_errors(address(&[" "], " ", "", None)),
+            ["addresses[0].lines"]
+        );
+        let mut draft = person("Anna", "Smith");
+        draft.addresses.push(address(&[], "", "", Some("fr")));
+        let p = Profile::parse(draft, gb()).unwrap();
+        assert_eq!(p.main_address().unwrap().country.as_deref(), Some("FR"));
+        assert_eq!(p.postal_code(), None);
+    }
+
+    #[test]
+    fn names_and_addresses_are_stored_composed() {
+        let mut draft = person("Zoe\u{308}", " Mu\u{308}ller ");
+        draft.addresses.push(address(
+            &["Ko\u{308}nigsallee 1"],
+            "40212",
+            "Du\u{308}sseldorf",
+            None,
+        ));
+        let p = Profile::parse(draft, gb()).unwrap();
+        assert_eq!(p.display_name(), "Zo\u{eb} M\u{fc}ller");
+        let a = p.main_address().unwrap();
+        assert_eq!(a.lines, ["K\u{f6}nigsallee 1"]);
+        assert_eq!(a.city, "D\u{fc}sseldorf");
     }
 
     #[test]

@@ -149,6 +149,23 @@ impl Term {
     }
 }
 
+/// Checks the day a cancellation of a term serving `start` through `end` takes effect: from
+/// its first day (nothing served) to the day after its last (all of it served).
+pub fn check_cancellation(
+    effective: NaiveDate,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Result<(), String> {
+    let day_after = end.succ_opt().unwrap_or(end);
+    if (start..=day_after).contains(&effective) {
+        Ok(())
+    } else {
+        Err(format!(
+            "a cancellation of this term takes effect from {start} to {day_after}, not {effective}"
+        ))
+    }
+}
+
 /// The days a term serves: `start` through `last` inclusive; empty when `last < start` (a term
 /// cancelled before it began).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,19 @@
-//! Text folding for search and duplicate detection: case, diacritics and width folded.
+//! Text as it is kept (trimmed, composed) and folded for search and duplicate detection:
+//! case, diacritics and width folded.
 
-use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+
+/// Text as it is stored: trimmed, in Unicode's composed form (NFC). "é" sent as "e" and a
+/// combining accent (as macOS and many legacy exports write it) is kept as the one letter, so
+/// that equal names are equal bytes however they were typed.
+pub fn clean(input: &str) -> String {
+    let trimmed = input.trim();
+    match is_nfc_quick(trimmed.chars()) {
+        IsNormalized::Yes => trimmed.to_owned(),
+        _ => trimmed.nfc().collect(),
+    }
+}
 
 /// Folds `input` for matching: compatibility-decomposed, combining marks dropped, lower-cased,
 /// and the Latin letters that carry their mark inside (ø, ł, æ, ß ...) spelled plainly.
@@ -69,6 +81,16 @@ mod tests {
             fold("Søderberg Łukasz Æsir Straße"),
             "soderberg lukasz aesir strasse"
         );
+    }
+
+    #[test]
+    fn clean_text_is_trimmed_and_composed() {
+        let decomposed = "Jose\u{301} Mu\u{308}ller";
+        assert_eq!(clean(&format!("  {decomposed} ")), "Jos\u{e9} M\u{fc}ller");
+        assert_eq!(clean("Anna"), "Anna");
+        assert_eq!(fold(decomposed), fold(&clean(decomposed)));
+        // Hangul syllables compose from their jamo.
+        assert_eq!(clean("\u{1100}\u{1161}"), "\u{ac00}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::clubs::{Clubs, TierPerk};
 use super::plugins::offers::{OfferView, Offers};
 use super::subscribers::{Caller, Registry};
 use super::{ServiceError, ServiceResult};
-use crate::domain::money::{BasisPoints, Money};
+use crate::domain::money::{BasisPoints, Money, checked_sum};
 use crate::domain::pricing::{self, LoyaltyPolicy, PriceBreakdown, Stacking};
 use crate::domain::publication::{Format, PublicationCode, PublicationDraft};
 use crate::domain::renewal::{self, PlannedTerm, RenewalChanges};
@@ -25,6 +25,7 @@ use crate::domain::tenure::{self, SubscriptionStatus, Tenure};
 use crate::domain::term::{
     self, Discount, DiscountKind, PaymentMethod, SalesChannel, Span, Term, hold_days,
 };
+use crate::domain::text;
 use crate::domain::{FieldErrors, SubscriberNumber};
 use crate::store::{
     Actor, Compensation, NewOrder, NewTerm, Order, OrderKind, OrderOutcome, Publication, Store,
@@ -228,7 +229,7 @@ impl Circulation {
             .await;
         Ok(RenewalHistory {
             compensations,
-            ..self.summarise(number, terms, &publications)
+            ..self.summarise(number, terms, &publications)?
         })
     }
 
@@ -237,11 +238,17 @@ impl Circulation {
         number: SubscriberNumber,
         terms: Vec<Term>,
         publications: &[Publication],
-    ) -> RenewalHistory {
+    ) -> ServiceResult<RenewalHistory> {
         let today = self.clock.today();
         let grace = self.policy.grace_days;
         let spans: Vec<Span> = terms.iter().map(Term::span).collect();
-        let revenue = terms.iter().map(Term::revenue).sum();
+        // Within the money limits no reader's terms come near i64; only amounts stored before
+        // the limits could, and a wrapped (negative) total must never be shown.
+        let revenue = checked_sum(terms.iter().map(Term::revenue)).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "the lifetime revenue of {number} does not fit in 64 bits: stored amounts exceed the money limits"
+            ))
+        })?;
         let mut by_title: BTreeMap<PublicationCode, Vec<Term>> = BTreeMap::new();
         for term in terms {
             by_title
@@ -279,7 +286,7 @@ impl Circulation {
             .filter(|t| t.status.is_current() && on_sale(&t.publication))
             .count();
         let offered = publications.iter().filter(|p| p.definition.on_sale).count();
-        RenewalHistory {
+        Ok(RenewalHistory {
             subscriber: number,
             today,
             status: tenure::status(&spans, today, grace),
@@ -293,7 +300,7 @@ impl Circulation {
             },
             titles,
             compensations: Vec::new(),
-        }
+        })
     }
 
     /// Renews "like last year", with `changes`; the key makes a retry return the same order.
@@ -403,7 +410,7 @@ impl Circulation {
         }
         let mut manual = Vec::new();
         for (i, d) in request.discounts.iter().enumerate() {
-            let reason = d.reason.trim();
+            let reason = text::clean(&d.reason);
             if reason.is_empty() || reason.chars().count() > 200 {
                 errors.add(
                     format!("discounts[{i}].reason"),
@@ -411,7 +418,7 @@ impl Circulation {
                 );
             }
             match BasisPoints::from_percent(d.percent) {
-                Ok(rate) => manual.push((rate, reason.to_owned())),
+                Ok(rate) => manual.push((rate, reason)),
                 Err(e) => errors.add(format!("discounts[{i}].percent"), e),
             }
         }
@@ -493,7 +500,7 @@ impl Circulation {
         }
         let reason = request
             .reason
-            .map(|r| r.trim().to_owned())
+            .map(|r| text::clean(&r))
             .filter(|r| !r.is_empty());
         if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
             errors.add("reason", "keep the reason under 200 characters");
@@ -524,31 +531,22 @@ impl Circulation {
     ) -> ServiceResult<Term> {
         let term = self.load_term(number, term_id).await?;
         let mut errors = FieldErrors::default();
-        let day_after = term.end.succ_opt().unwrap_or(term.end);
-        if request.effective < term.start || request.effective > day_after {
-            errors.add(
-                "effective",
-                format!(
-                    "a cancellation of term {term_id} takes effect from {} to {day_after}",
-                    term.start
-                ),
-            );
+        if let Err(e) = term::check_cancellation(request.effective, term.start, term.end) {
+            errors.add("effective", e);
         }
-        let reason = request.reason.trim().to_owned();
+        let reason = text::clean(&request.reason);
         if reason.is_empty() || reason.chars().count() > 500 {
             errors.add("reason", "give the reason (1 to 500 characters)");
         }
-        if let Some(refund) = request.refund
-            && !(0..=term.price_paid.amount).contains(&refund)
-        {
-            errors.add(
-                "refund",
-                format!(
-                    "a refund is between 0 and the price paid, {}",
-                    term.price_paid
-                ),
-            );
-        }
+        let refund = request
+            .refund
+            .and_then(|r| match pricing::check_refund(r, term.price_paid) {
+                Ok(refund) => Some(refund),
+                Err(e) => {
+                    errors.add("refund", e);
+                    None
+                }
+            });
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
@@ -560,9 +558,7 @@ impl Circulation {
         let change = TermChange::Cancel {
             effective: request.effective,
             reason,
-            refund: request
-                .refund
-                .map(|amount| Money::new(amount, term.price_paid.currency)),
+            refund,
         };
         self.change_and_recompute(caller, number, &term, change, audit)
             .await
@@ -828,8 +824,9 @@ impl Circulation {
 
     fn view(&self, order: Order) -> OrderView {
         let currency = self.catalogue.currency();
-        let list: i64 = order.terms.iter().map(|t| t.list_price.amount).sum();
-        let paid: i64 = order.terms.iter().map(|t| t.price_paid.amount).sum();
+        // An order holds a handful of terms, each within the money limits.
+        let list = checked_sum(order.terms.iter().map(|t| t.list_price.amount)).unwrap_or(i64::MAX);
+        let paid = checked_sum(order.terms.iter().map(|t| t.price_paid.amount)).unwrap_or(i64::MAX);
         OrderView {
             id: order.id,
             kind: order.kind,

@@ -141,7 +141,7 @@ impl ProfileColumns {
             status: enum_text(&draft.status),
             display_name: profile.display_name(),
             postal_code: profile.postal_code(),
-            city: address.map(|a| a.city.clone()),
+            city: address.map(|a| a.city.clone()).filter(|c| !c.is_empty()),
             region: address.and_then(|a| a.region.clone()),
             country: address.and_then(|a| a.country.clone()),
             birth_year: profile.birth_year(),

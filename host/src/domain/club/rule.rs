@@ -7,7 +7,7 @@ use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::FieldErrors;
-use crate::domain::money::{Currency, Money};
+use crate::domain::money::{Currency, Money, checked_sum};
 use crate::domain::publication::PublicationCode;
 use crate::domain::tenure::Tenure;
 use crate::domain::term::Term;
@@ -253,19 +253,21 @@ impl Rule {
     }
 }
 
-/// Paid less refunds for terms starting within the trailing window, or later.
+/// Paid less refunds for terms starting within the trailing window, or later. A sum past
+/// `i64` (only amounts stored before the money limits could make one) counts as the most
+/// there is, never as a wrapped negative that would drop a reader from their tier.
 fn spend(facts: &Facts<'_>, months: i64) -> i64 {
     let months = u32::try_from(months).unwrap_or(0);
     let from = facts
         .today
         .checked_sub_months(Months::new(months))
         .unwrap_or(NaiveDate::MIN);
-    facts
+    let revenue = facts
         .terms
         .iter()
         .filter(|t| t.start > from)
-        .map(Term::revenue)
-        .sum()
+        .map(Term::revenue);
+    checked_sum(revenue).unwrap_or(i64::MAX)
 }
 
 fn join<'a>(verdicts: impl IntoIterator<Item = &'a Verdict>, separator: &str) -> String {

@@ -19,6 +19,7 @@ use crate::domain::interaction::{
 };
 use crate::domain::money::{Currency, Money};
 use crate::domain::sla::{SlaPolicy, format_target};
+use crate::domain::text;
 use crate::domain::{FieldErrors, SubscriberNumber};
 use crate::store::{
     Compensation, CompensationGrant, InteractionFilter, InteractionStep, NewStep, Store, StoreError,
@@ -307,7 +308,7 @@ impl Complaints {
         let mut compensation = None;
         if let Some(resolution) = request.resolution {
             record
-                .resolve(&self.policy, now, resolution.resolution.trim().to_owned())
+                .resolve(&self.policy, now, text::clean(&resolution.resolution))
                 .map_err(refused)?;
             steps.push(self.step(
                 caller,
@@ -563,16 +564,22 @@ impl Complaints {
                 Some(CompensationGrant::Extension { term, days })
             }
             CompensationRequest::Credit { amount, .. } => {
-                if amount <= 0 {
-                    errors.add(
-                        format!("{field}.amount"),
-                        "a credit is a positive amount in minor units",
-                    );
-                    return None;
+                match Money::parse(amount, self.currency) {
+                    Ok(credit) if credit.amount > 0 => {
+                        Some(CompensationGrant::Credit { amount: credit })
+                    }
+                    Ok(_) => {
+                        errors.add(
+                            format!("{field}.amount"),
+                            "a credit is a positive amount in minor units",
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        errors.add(format!("{field}.amount"), e);
+                        None
+                    }
                 }
-                Some(CompensationGrant::Credit {
-                    amount: Money::new(amount, self.currency),
-                })
             }
         }
     }
@@ -587,7 +594,7 @@ impl Complaints {
     ) -> NewStep {
         NewStep {
             action,
-            note: note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+            note: note.map(|n| text::clean(&n)).filter(|n| !n.is_empty()),
             detail,
             at,
             by: caller.actor.name.clone(),
@@ -598,19 +605,19 @@ impl Complaints {
 fn reason_of(request: &CompensationRequest) -> String {
     match request {
         CompensationRequest::Extension { reason, .. }
-        | CompensationRequest::Credit { reason, .. } => reason.trim().to_owned(),
+        | CompensationRequest::Credit { reason, .. } => text::clean(reason),
     }
 }
 
-/// Trimmed text, or an error on `field` when empty or too long.
-fn checked_text(errors: &mut FieldErrors, field: &str, text: &str) -> String {
-    let text = text.trim();
-    if text.is_empty() {
+/// Trimmed, composed text, or an error on `field` when empty or too long.
+fn checked_text(errors: &mut FieldErrors, field: &str, given: &str) -> String {
+    let cleaned = text::clean(given);
+    if cleaned.is_empty() {
         errors.add(field, "must not be empty");
-    } else if text.chars().count() > MAX_TEXT {
+    } else if cleaned.chars().count() > MAX_TEXT {
         errors.add(field, format!("at most {MAX_TEXT} characters"));
     }
-    text.to_owned()
+    cleaned
 }
 
 fn refused(e: Refused) -> ServiceError {

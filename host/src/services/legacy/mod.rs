@@ -7,6 +7,7 @@
 //! rejected row never stops the others: it is reported with its line and reason.
 
 mod export;
+mod lines;
 pub mod rows;
 
 use std::collections::{HashMap, HashSet};
@@ -95,7 +96,8 @@ impl Default for ImportOptions {
 /// A row that was not imported.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Rejection {
-    /// The line in the file (the header is line 1).
+    /// The physical line of the file on which the row starts (the header is line 1), in LF
+    /// and CRLF files alike, for a row whose quoted fields span lines too.
     pub line: u64,
     pub reason: String,
 }
@@ -652,6 +654,7 @@ where
 {
     let (sender, receiver) = mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
+        let (input, lines) = lines::counting(input);
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .flexible(false)
@@ -678,11 +681,13 @@ where
         let mut rows = Vec::with_capacity(size);
         let mut record = csv::StringRecord::new();
         loop {
-            let line = reader.position().line() + 1;
-            match reader.read_record(&mut record) {
+            // Where this record's parse begins; its line is that of its first character.
+            let start = reader.position().byte();
+            let result = reader.read_record(&mut record);
+            let line = lines.line_at(start);
+            match result {
                 Ok(false) => break,
                 Ok(true) => {
-                    let line = record.position().map_or(line, |p| p.line());
                     let row = record
                         .deserialize::<Row>(Some(&header))
                         .map_err(|e| strip_position(&e.to_string()))

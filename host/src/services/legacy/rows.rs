@@ -3,14 +3,19 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::money::{Currency, Money};
+use crate::domain::money::{Currency, Money, check_amount};
+use crate::domain::pricing::{PriceBreakdown, check_refund};
 use crate::domain::publication::{Format, PublicationCode};
 use crate::domain::search::{self, SearchTerm};
 use crate::domain::subscriber::{
     Address, AddressKind, EmailEntry, PhoneEntry, ProfileDraft, SubscriberKind,
 };
-use crate::domain::term::{self, Discount, DiscountKind, PaymentMethod, SalesChannel, Term};
+use crate::domain::term::{self, Discount, PaymentMethod, SalesChannel, Term};
+use crate::domain::text;
 use crate::domain::{CountryCode, FieldErrors, Profile, SubscriberNumber};
+
+/// The longest discount or cancellation reason a row may give, as through the API.
+const MAX_REASON_CHARS: usize = 500;
 
 /// A line of `subscribers.csv`. Every column is optional text; `legacy_id` or `number` is
 /// required so that `terms.csv` can name the reader.
@@ -71,6 +76,16 @@ fn date(field: &str, text: &str, errors: &mut FieldErrors) -> Option<NaiveDate> 
     }
 }
 
+/// The column a profile field comes from, so that a rejection names what the file holds.
+fn column_of(field: &str) -> &str {
+    match field {
+        "emails[0].address" => "email",
+        "phones[0].number" => "phone",
+        "addresses[0].lines" => "street",
+        other => other.strip_prefix("addresses[0].").unwrap_or(other),
+    }
+}
+
 /// One sentence from the field errors of a row.
 pub fn reason(errors: &FieldErrors) -> String {
     errors
@@ -112,19 +127,28 @@ impl SubscriberRow {
             }
         };
         let birth_date = present(&self.birth_date).and_then(|d| date("birth_date", d, &mut errors));
-        let address = match (present(&self.postal_code), present(&self.city)) {
-            (None, None) if present(&self.street).is_none() => None,
-            (postal_code, city) => Some(Address {
+        // Any address column makes an address, whole or partial, checked by the profile's
+        // rules; none at all means the reader has no address.
+        let columns = [
+            &self.street,
+            &self.postal_code,
+            &self.city,
+            &self.region,
+            &self.country,
+        ];
+        let address = columns
+            .into_iter()
+            .any(|c| present(c).is_some())
+            .then(|| Address {
                 kind: AddressKind::Delivery,
                 lines: present(&self.street)
                     .map(|s| vec![s.to_owned()])
                     .unwrap_or_default(),
-                postal_code: postal_code.unwrap_or_default().to_owned(),
-                city: city.unwrap_or_default().to_owned(),
+                postal_code: present(&self.postal_code).unwrap_or_default().to_owned(),
+                city: present(&self.city).unwrap_or_default().to_owned(),
                 region: present(&self.region).map(str::to_owned),
                 country: present(&self.country).map(str::to_owned),
-            }),
-        };
+            });
         let draft = ProfileDraft {
             kind,
             given_name: present(&self.given_name).map(str::to_owned),
@@ -153,7 +177,9 @@ impl SubscriberRow {
         let profile = match Profile::parse(draft, home) {
             Ok(profile) => Some(profile),
             Err(more) => {
-                errors.extend(more);
+                for e in more.iter() {
+                    errors.add(column_of(&e.field), e.message.clone());
+                }
                 None
             }
         };
@@ -278,19 +304,15 @@ fn snake_enum<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// An amount column: whole minor units within the money limits, as the API takes them.
 fn amount(field: &str, text: &str, errors: &mut FieldErrors) -> Option<i64> {
-    match text.trim().parse::<i64>() {
-        Ok(v) if v >= 0 => Some(v),
-        _ => {
-            errors.add(
-                field,
-                format!(
-                    "`{text}` is not an amount; write whole minor units, e.g. 12000 for 120.00"
-                ),
-            );
-            None
-        }
-    }
+    let checked = match text.trim().parse::<i64>() {
+        Ok(v) => check_amount(v),
+        Err(_) => Err(format!(
+            "`{text}` is not an amount; write whole minor units, e.g. 12000 for 120.00"
+        )),
+    };
+    checked.map_err(|e| errors.add(field, e)).ok()
 }
 
 impl TermRow {
@@ -364,17 +386,35 @@ impl TermRow {
                 false
             }
         };
-        let cancellation = match present(&self.cancelled_effective) {
-            None => None,
-            Some(d) => {
-                let effective = date("cancelled_effective", d, &mut errors);
-                let reason = present(&self.cancel_reason)
-                    .unwrap_or("imported")
-                    .to_owned();
-                let refund = present(&self.refund).and_then(|r| amount("refund", r, &mut errors));
-                effective.map(|e| (e, reason, refund))
-            }
-        };
+        let effective = present(&self.cancelled_effective)
+            .and_then(|d| date("cancelled_effective", d, &mut errors));
+        let refund = present(&self.refund).and_then(|r| amount("refund", r, &mut errors));
+        if refund.is_some() && present(&self.cancelled_effective).is_none() {
+            errors.add(
+                "refund",
+                "a refund comes with a cancellation; give cancelled_effective too",
+            );
+        }
+        let cancel_reason = present(&self.cancel_reason).map(text::clean);
+        if cancel_reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+        {
+            errors.add(
+                "cancel_reason",
+                format!("a reason has at most {MAX_REASON_CHARS} characters"),
+            );
+        }
+        let discount_reason = present(&self.discount_reason).map(text::clean);
+        if discount_reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+        {
+            errors.add(
+                "discount_reason",
+                format!("a reason has at most {MAX_REASON_CHARS} characters"),
+            );
+        }
         let (Some(owner), Some(publication), Some(format), Some(months), Some(start)) =
             (owner, publication, format, months, start)
         else {
@@ -391,21 +431,46 @@ impl TermRow {
                 format!("the term ends ({end}) before it starts ({start})"),
             );
         }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let discounts = if paid < list {
-            vec![Discount {
-                kind: DiscountKind::Imported,
-                reason: present(&self.discount_reason)
-                    .unwrap_or("imported: list price less price paid")
-                    .to_owned(),
-                amount: Money::new(list - paid, currency),
-                offer: None,
-            }]
-        } else {
-            Vec::new()
+        // The same rules as a sale and a cancellation through the API.
+        let price = PriceBreakdown::recorded(
+            Money::new(list, currency),
+            Money::new(paid, currency),
+            discount_reason
+                .as_deref()
+                .unwrap_or("imported: list price less price paid"),
+        );
+        let price = match price {
+            Ok(price) => Some(price),
+            Err(problems) => {
+                for (field, message) in problems {
+                    errors.add(field, message);
+                }
+                None
+            }
         };
+        if let Some(effective) = effective
+            && end >= start
+            && let Err(e) = term::check_cancellation(effective, start, end)
+        {
+            errors.add("cancelled_effective", e);
+        }
+        let refund = match (refund, &price) {
+            (Some(r), Some(price)) => match check_refund(r, price.total) {
+                Ok(refund) => Some(refund.amount),
+                Err(e) => {
+                    errors.add("refund", e);
+                    None
+                }
+            },
+            _ => None,
+        };
+        let (Some(price), true) = (price, errors.is_empty()) else {
+            return Err(errors);
+        };
+        let cancellation = effective.map(|e| {
+            let reason = cancel_reason.unwrap_or_else(|| "imported".to_owned());
+            (e, reason, refund)
+        });
         Ok(ParsedTerm {
             owner,
             publication,
@@ -414,9 +479,9 @@ impl TermRow {
             start,
             end,
             extension_days: (end - natural_end).num_days().max(0),
-            list_price: Money::new(list, currency),
-            discounts,
-            price_paid: Money::new(paid, currency),
+            list_price: price.list_price,
+            discounts: price.discounts,
+            price_paid: price.total,
             channel: channel.unwrap_or(SalesChannel::Post),
             payment_method: payment_method.unwrap_or(PaymentMethod::Invoice),
             auto_renew,

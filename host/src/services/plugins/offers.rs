@@ -353,7 +353,10 @@ impl Offers {
             Pricing::Price(p) => p,
             Pricing::PercentOff(bp) if bp <= 10_000 => list - list * i64::from(bp) / 10_000,
             Pricing::PercentOff(bp) => return Err(format!("{bp} basis points is over 100%")),
-            Pricing::AmountOff(a) => list - a,
+            // A hostile plugin may send any s64: subtract without wrapping.
+            Pricing::AmountOff(a) => list.checked_sub(a).ok_or_else(|| {
+                format!("its amount off, {a}, is not between 0 and the list price {list}")
+            })?,
         };
         if !(0..=list).contains(&price) {
             return Err(format!(

@@ -7,6 +7,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use crate::domain::ConsentPurpose;
 use crate::domain::SubscriberNumber;
+use crate::domain::money::checked_sum;
 use crate::domain::plugin::{Field, FieldSet};
 use crate::domain::publication::Format;
 use crate::domain::tenure::{self, SubscriptionStatus};
@@ -159,8 +160,10 @@ impl ViewBuilder {
             first_subscribed: tenure::first_subscribed(&spans)
                 .filter(|_| has(Field::Tenure))
                 .map(date),
+            // A sum past i64 (from amounts stored before the money limits) is shown as the
+            // most there is, not wrapped to a negative.
             lifetime_revenue: if has(Field::LifetimeRevenue) {
-                terms.iter().map(Term::revenue).sum()
+                checked_sum(terms.iter().map(Term::revenue)).unwrap_or(i64::MAX)
             } else {
                 0
             },
@@ -222,7 +225,11 @@ impl ViewBuilder {
                         .first()
                         .map(|a| a.lines.clone())
                         .unwrap_or_default(),
-                    city: p.addresses.first().map(|a| a.city.clone()),
+                    city: p
+                        .addresses
+                        .first()
+                        .map(|a| a.city.clone())
+                        .filter(|c| !c.is_empty()),
                 }),
                 _ => None,
             },
