@@ -18,7 +18,7 @@ const GROUPS: &[&[&str]] = &[
         "hostile-peek",
     ],
     &["win-back"],
-    &["loyalty-offers"],
+    &["loyalty-offers", "hostile-verbose"],
     &["hostile-future", "hostile-smuggle"],
 ];
 

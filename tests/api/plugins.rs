@@ -1181,3 +1181,103 @@ async fn a_refresh_abandoned_by_a_stopped_host_is_taken_over_after_a_quiet_spell
             .starts_with("abandoned")
     );
 }
+
+/// A manifest for a test offer provider reading `fields`, with `extra` TOML after it.
+fn offer_manifest(id: &str, version: &str, fields: &str, wasm: &[u8], extra: &str) -> String {
+    format!(
+        "id = \"{id}\"\nversion = \"{version}\"\nkind = \"offer-provider\"\napi_version = \"1.0.0\"\n\
+         fields = [{fields}]\nsha256 = \"{}\"\n{extra}",
+        sha256(wasm)
+    )
+}
+
+/// The errors one plugin gave in an offers answer.
+fn errors_of<'a>(answer: &'a Value, plugin: &str) -> Vec<&'a Value> {
+    answer["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter(|e| e["plugin"] == plugin)
+        .collect()
+}
+
+/// How many failures of `plugin` the database holds, and the bytes of their messages.
+async fn stored_failures(app: &TestApp, plugin: &str) -> (i64, i64) {
+    let url = app.config.database_url.clone().expect("a database url");
+    let sql = "SELECT COUNT(*), COALESCE(SUM(LENGTH(message)), 0) FROM plugin_errors \
+               WHERE plugin_id = $1";
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open sqlite");
+        let row = sqlx::query_as(sql).bind(plugin).fetch_one(&pool).await;
+        row.expect("count failures")
+    } else {
+        let pool = sqlx::PgPool::connect(&url).await.expect("open postgres");
+        let row = sqlx::query_as(sql).bind(plugin).fetch_one(&pool).await;
+        row.expect("count failures")
+    }
+}
+
+#[tokio::test]
+async fn a_huge_configure_error_is_kept_and_shown_capped_and_old_failures_are_pruned() {
+    let app = spawn_app_with(|c| c.plugins.failure_threshold = 1_000).await;
+    let number = reader(&app, "Patient").await;
+    let wasm = component("hostile_verbose");
+    // Its configure refuses with 50 MB of text.
+    let setting = "[config.refuse_bytes]\ntype = \"integer\"\ndefault = 50000000\n";
+    let manifest = offer_manifest("verbose", "1.0.0", "", &wasm, setting);
+    install(&app, &manifest, &wasm).await;
+
+    for _ in 0..5 {
+        let answer = offers(&app, &number).await;
+        let errors = errors_of(&answer, "verbose");
+        assert_eq!(errors.len(), 1, "{answer}");
+        assert_eq!(errors[0]["cause"], "configure");
+        let message = errors[0]["message"].as_str().expect("message");
+        assert!(message.len() < 5_000, "{} bytes shown", message.len());
+        assert!(
+            message.starts_with("configure refused the configuration: refused: xxx"),
+            "{}",
+            &message[..100]
+        );
+        assert!(
+            message.ends_with("more bytes cut]"),
+            "{}",
+            &message[4_000..]
+        );
+    }
+    let detail = app.get("/api/v1/plugins/verbose", &app.staff).await;
+    assert_eq!(detail.status(), StatusCode::OK);
+    let text = detail.text().await.expect("text");
+    assert!(
+        text.len() < 64 << 10,
+        "the plugin's page is {} bytes",
+        text.len()
+    );
+    let detail: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(detail["recent_failures"].as_array().map(Vec::len), Some(5));
+    let (count, bytes) = stored_failures(&app, "verbose").await;
+    assert_eq!(count, 5);
+    assert!(
+        bytes < 5 * 5_000,
+        "5 failures take {bytes} bytes in the database"
+    );
+
+    // A version that refuses briefly, failing 200 times more: only the newest 200 failures
+    // of the plugin are kept, so the five long ones are gone.
+    let brief = "[config.refuse_bytes]\ntype = \"integer\"\ndefault = 30\n";
+    let manifest = offer_manifest("verbose", "1.1.0", "", &wasm, brief);
+    assert_eq!(
+        upload(&app, &manifest, &wasm, false).await.status(),
+        StatusCode::CREATED
+    );
+    enable_version(&app, "verbose", "1.1.0").await;
+    for _ in 0..200 {
+        assert_eq!(errors_of(&offers(&app, &number).await, "verbose").len(), 1);
+    }
+    let (count, bytes) = stored_failures(&app, "verbose").await;
+    assert_eq!(count, 200);
+    assert!(
+        bytes < 200 * 100,
+        "{bytes} bytes: the long failures were not pruned"
+    );
+}

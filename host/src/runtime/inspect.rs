@@ -5,6 +5,7 @@ use wasmtime::component::Component;
 use wasmtime::{Engine, component::types::ComponentItem};
 
 use super::PluginRuntime;
+use super::outcome::{MAX_MESSAGE_BYTES, cap_text};
 use crate::domain::plugin::{API_VERSION, PluginKind, Version};
 
 /// A component that passed the checks.
@@ -16,11 +17,17 @@ pub struct Inspected {
     pub compiled: Vec<u8>,
 }
 
+/// Runs every check; a refusal names what is wrong, capped like any text from a plugin
+/// (it may quote the component's own names).
 pub(super) fn inspect(
     runtime: &PluginRuntime,
     bytes: &[u8],
     kind: PluginKind,
 ) -> Result<Inspected, String> {
+    checks(runtime, bytes, kind).map_err(|reason| cap_text(reason, MAX_MESSAGE_BYTES))
+}
+
+fn checks(runtime: &PluginRuntime, bytes: &[u8], kind: PluginKind) -> Result<Inspected, String> {
     let cap = runtime.settings.max_component_bytes;
     if bytes.len() > cap {
         return Err(format!(

@@ -10,6 +10,7 @@ use wasmtime_wasi::random::Deterministic;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::host;
+use super::outcome::cap_text;
 
 /// How much a plugin may write to its log in one call.
 #[derive(Debug, Clone, Copy)]
@@ -21,8 +22,38 @@ pub struct LogCaps {
 /// One line a plugin logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
-    pub level: &'static str,
+    pub level: tracing::Level,
     pub message: String,
+}
+
+impl LogLine {
+    /// Writes the line to the host's log at the level the plugin gave it.
+    pub fn write_to_host_log(&self, plugin: &str, version: &str) {
+        let message = &self.message;
+        match self.level {
+            tracing::Level::ERROR => {
+                tracing::error!(plugin, version, "plugin log: {message}")
+            }
+            tracing::Level::WARN => tracing::warn!(plugin, version, "plugin log: {message}"),
+            tracing::Level::INFO => tracing::info!(plugin, version, "plugin log: {message}"),
+            tracing::Level::DEBUG => {
+                tracing::debug!(plugin, version, "plugin log: {message}")
+            }
+            tracing::Level::TRACE => {
+                tracing::trace!(plugin, version, "plugin log: {message}")
+            }
+        }
+    }
+}
+
+/// The host log level of a plugin's log level.
+fn level_of(level: host::LogLevel) -> tracing::Level {
+    match level {
+        host::LogLevel::Debug => tracing::Level::DEBUG,
+        host::LogLevel::Info => tracing::Level::INFO,
+        host::LogLevel::Warn => tracing::Level::WARN,
+        host::LogLevel::Error => tracing::Level::ERROR,
+    }
 }
 
 /// Everything one plugin instance can touch.
@@ -110,22 +141,10 @@ impl host::Host for Sandbox {
             self.dropped_lines += 1;
             return;
         }
-        let mut message = message;
-        if message.len() > self.log_caps.line_bytes {
-            let mut end = self.log_caps.line_bytes;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push('…');
-        }
-        let level = match level {
-            host::LogLevel::Debug => "debug",
-            host::LogLevel::Info => "info",
-            host::LogLevel::Warn => "warn",
-            host::LogLevel::Error => "error",
-        };
-        self.log.push(LogLine { level, message });
+        self.log.push(LogLine {
+            level: level_of(level),
+            message: cap_text(message, self.log_caps.line_bytes),
+        });
     }
 }
 
@@ -183,5 +202,62 @@ impl HostMonotonicClock for FixedClock {
 
     fn now(&self) -> u64 {
         self.0.as_nanos() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sandbox(line_bytes: usize) -> Sandbox {
+        Sandbox::new(
+            0,
+            64 << 20,
+            LogCaps {
+                lines: 10,
+                line_bytes,
+            },
+        )
+    }
+
+    #[test]
+    fn a_cut_log_line_keeps_only_the_capped_bytes() {
+        let mut sandbox = sandbox(1_024);
+        host::Host::log(&mut sandbox, host::LogLevel::Info, "é".repeat(3 << 20));
+        let (log, _) = sandbox.take_log();
+        let line = &log[0].message;
+        assert!(line.starts_with("ééé"));
+        assert!(line.ends_with("bytes cut]"), "{line}");
+        assert!(line.len() < 1_100, "{} bytes kept", line.len());
+        assert!(
+            line.capacity() < 1_100,
+            "the 6 MiB allocation is still held: capacity {}",
+            line.capacity()
+        );
+    }
+
+    #[test]
+    fn plugin_log_levels_map_to_the_same_host_levels() {
+        let mut sandbox = sandbox(100);
+        for level in [
+            host::LogLevel::Debug,
+            host::LogLevel::Info,
+            host::LogLevel::Warn,
+            host::LogLevel::Error,
+        ] {
+            host::Host::log(&mut sandbox, level, "line".into());
+        }
+        let (log, dropped) = sandbox.take_log();
+        let levels: Vec<_> = log.iter().map(|l| l.level).collect();
+        assert_eq!(
+            levels,
+            [
+                tracing::Level::DEBUG,
+                tracing::Level::INFO,
+                tracing::Level::WARN,
+                tracing::Level::ERROR
+            ]
+        );
+        assert_eq!(dropped, 0);
     }
 }

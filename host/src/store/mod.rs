@@ -322,8 +322,9 @@ pub trait PluginStore: Send + Sync {
     ) -> StoreResult<PluginRecord>;
     /// Removes the plugin and its versions; refused while segments use it.
     async fn delete_plugin(&self, id: &str, event: PluginEvent) -> StoreResult<()>;
-    /// Records a failed batch; at `threshold` consecutive failures of the active version the
-    /// plugin is disabled. Returns whether this failure tripped the breaker.
+    /// Records a failed batch, keeping only the plugin's newest failures; at `threshold`
+    /// consecutive failures of the active version the plugin is disabled. Returns whether
+    /// this failure tripped the breaker.
     async fn record_plugin_failure(
         &self,
         id: &str,

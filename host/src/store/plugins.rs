@@ -41,6 +41,9 @@ struct VersionRow {
     consecutive_failures: i64,
 }
 
+/// Failures kept per plugin, newest first (the plugin's page shows the latest 20).
+const FAILURES_KEPT: i64 = 200;
+
 const PLUGIN_COLUMNS: &str =
     "id, kind, active_version, enabled, disabled_reason, config, created_at, updated_at";
 const VERSION_COLUMNS: &str = "plugin_id, version, manifest, api_version, sha256, size_bytes, \
@@ -321,6 +324,17 @@ where
         .bind(failure.message.as_str())
         .bind(failure.records)
         .bind(failure.at)
+        .execute(&mut *tx)
+        .await?;
+        // Keep the newest failures of the plugin only, whatever their age: a plugin failing
+        // on every call cannot grow the table, and a plugin that fails once a year keeps the
+        // record of it.
+        sqlx::query(
+            "DELETE FROM plugin_errors WHERE plugin_id = $1 AND id <= \
+             (SELECT id FROM plugin_errors WHERE plugin_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(id)
+        .bind(FAILURES_KEPT)
         .execute(&mut *tx)
         .await?;
         let streak: Option<(i64,)> = sqlx::query_as(

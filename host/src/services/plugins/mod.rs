@@ -504,7 +504,7 @@ impl Plugins {
             Err(failure) => &failure.stats,
         };
         for line in &stats.log {
-            tracing::info!(plugin = %id, %version, level = line.level, "plugin log: {}", line.message);
+            line.write_to_host_log(id, version);
         }
         let result = match outcome {
             Ok(_) if active.version.stored.consecutive_failures == 0 => Ok(()),
