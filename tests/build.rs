@@ -19,7 +19,7 @@ const GROUPS: &[&[&str]] = &[
     ],
     &["win-back"],
     &["loyalty-offers", "hostile-verbose"],
-    &["hostile-future", "hostile-smuggle"],
+    &["hostile-future", "hostile-smuggle", "hostile-mismatch"],
 ];
 
 fn main() {

@@ -1281,3 +1281,90 @@ async fn a_huge_configure_error_is_kept_and_shown_capped_and_old_failures_are_pr
         "{bytes} bytes: the long failures were not pruned"
     );
 }
+
+#[tokio::test]
+async fn a_component_with_the_right_names_and_wrong_signatures_is_refused_at_upload() {
+    let app = spawn_app().await;
+    let wasm = component("hostile_mismatch");
+    let body = problem(
+        upload(
+            &app,
+            &segmenter_manifest("mismatch", "", &wasm),
+            &wasm,
+            false,
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "component");
+    let message = body["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message
+            .contains("`segment` in masthead:plugin/segment-api@1.0.0 does not have the signature"),
+        "{message}"
+    );
+    let listed: Value = app
+        .get("/api/v1/plugins", &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed, json!([]));
+}
+
+/// A component built from WAT text: `modules` instances of a core module with `pages` of
+/// memory (none for 0), and an empty instance exported under the segmenter's name.
+fn many_modules(modules: usize, pages: u32) -> Vec<u8> {
+    let memory = if pages > 0 {
+        format!("(memory {pages})")
+    } else {
+        String::new()
+    };
+    let instances: String = (0..modules)
+        .map(|_| "(core instance (instantiate $m))\n")
+        .collect();
+    let text = format!(
+        "(component\n(core module $m {memory})\n{instances}(instance $api)\n\
+         (export \"masthead:plugin/segment-api@1.0.0\" (instance $api)))"
+    );
+    wat::parse_str(&text).expect("valid component text")
+}
+
+#[tokio::test]
+async fn components_over_the_instance_memory_or_total_memory_caps_are_refused_at_upload() {
+    let app = spawn_app_with(|c| c.plugins.max_memory_mib = 64).await;
+    let refused = async |name: &str, wasm: Vec<u8>| {
+        let body = problem(
+            upload(&app, &segmenter_manifest(name, "", &wasm), &wasm, false).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(body["errors"][0]["field"], "component", "{body}");
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .to_string()
+    };
+    // 40 modules of 64 MiB each: 2.5 GiB for one plugin with a 64 MiB cap.
+    let message = refused("forty", many_modules(40, 1_024)).await;
+    assert!(
+        message.contains("40 core module instances") && message.contains("can never run"),
+        "{message}"
+    );
+    let message = refused("memories", many_modules(20, 1_024)).await;
+    assert!(message.contains("20 Wasm linear memories"), "{message}");
+    // Two memories of 40 MiB: each under the cap, together over it.
+    let message = refused("sum", many_modules(2, 640)).await;
+    assert!(
+        message.contains("cannot start") && message.contains("memory cap of 64 MiB"),
+        "{message}"
+    );
+    let listed: Value = app
+        .get("/api/v1/plugins", &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed, json!([]));
+}

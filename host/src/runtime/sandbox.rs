@@ -1,5 +1,5 @@
 //! The store a plugin runs in: WASI with nothing granted, a fixed clock and seed, capped
-//! memory, a capped log, and the host functions of the contract.
+//! memory, tables and instances, a capped log, and the host functions of the contract.
 
 use std::time::Duration;
 
@@ -11,6 +11,17 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 
 use super::bindings::host;
 use super::outcome::cap_text;
+
+/// Core module instances one component may hold: a component built from Rust has a few (its
+/// module and the canonical ABI shims), an interpreter linked from many modules a dozen or so.
+pub(super) const MAX_CORE_INSTANCES: u32 = 32;
+/// Linear memories one component may define: each may grow to the memory cap, so without a
+/// count (and a cap on their sum) 40 memories of 64 MiB make one plugin 2.5 GiB.
+pub(super) const MAX_MEMORIES: u32 = 2;
+/// Tables one component may define (its modules' and the canonical ABI shims').
+pub(super) const MAX_TABLES: u32 = 16;
+/// Elements one table may grow to.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// How much a plugin may write to its log in one call.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +99,7 @@ impl Sandbox {
             stderr,
             memory: MemoryCap {
                 max_bytes: memory_bytes,
+                total_bytes: 0,
                 peak_bytes: 0,
                 denied: false,
             },
@@ -150,9 +162,12 @@ impl host::Host for Sandbox {
 
 impl super::bindings::wit::Host for Sandbox {}
 
-/// Caps linear memory and remembers whether the plugin hit the cap.
+/// Caps the linear memory of the whole instance (every memory of every core module added
+/// up), its tables and its core instances, and remembers whether the plugin hit the cap.
 struct MemoryCap {
     max_bytes: usize,
+    /// The sum of every memory's current size.
+    total_bytes: usize,
     peak_bytes: usize,
     denied: bool,
 }
@@ -160,15 +175,18 @@ struct MemoryCap {
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
+        // A new memory arrives here too, growing from 0 to its initial size.
+        let total = self.total_bytes - current.min(self.total_bytes) + desired;
+        if total > self.max_bytes {
             self.denied = true;
             return Ok(false);
         }
-        self.peak_bytes = self.peak_bytes.max(desired);
+        self.total_bytes = total;
+        self.peak_bytes = self.peak_bytes.max(total);
         Ok(true)
     }
 
@@ -178,7 +196,21 @@ impl ResourceLimiter for MemoryCap {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    // One store holds one component instance, so these are per component; the pooling
+    // allocator refuses a component over them when it is loaded, these hold for any allocator.
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES as usize
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES as usize
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES as usize
     }
 }
 
@@ -259,5 +291,31 @@ mod tests {
             ]
         );
         assert_eq!(dropped, 0);
+    }
+
+    #[test]
+    fn the_memory_cap_holds_for_all_memories_of_an_instance_together() {
+        let mib = 1 << 20;
+        let mut cap = MemoryCap {
+            max_bytes: 64 * mib,
+            total_bytes: 0,
+            peak_bytes: 0,
+            denied: false,
+        };
+        // Two memories of 30 MiB fit; a third does not, nor does growing one past the sum.
+        assert!(cap.memory_growing(0, 30 * mib, None).expect("limiter"));
+        assert!(cap.memory_growing(0, 30 * mib, None).expect("limiter"));
+        assert!(!cap.denied);
+        assert!(!cap.memory_growing(0, 30 * mib, None).expect("limiter"));
+        assert!(
+            !cap.memory_growing(30 * mib, 40 * mib, None)
+                .expect("limiter")
+        );
+        assert!(cap.denied);
+        assert!(
+            cap.memory_growing(30 * mib, 34 * mib, None)
+                .expect("limiter")
+        );
+        assert_eq!(cap.peak_bytes, 64 * mib);
     }
 }
