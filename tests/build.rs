@@ -18,7 +18,7 @@ const GROUPS: &[&[&str]] = &[
         "hostile-peek",
     ],
     &["win-back"],
-    &["loyalty-offers", "hostile-verbose"],
+    &["loyalty-offers", "hostile-verbose", "hostile-fickle"],
     &["hostile-future", "hostile-smuggle", "hostile-mismatch"],
 ];
 

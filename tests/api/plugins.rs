@@ -1368,3 +1368,51 @@ async fn components_over_the_instance_memory_or_total_memory_caps_are_refused_at
         .expect("json");
     assert_eq!(listed, json!([]));
 }
+
+#[tokio::test]
+async fn a_success_ends_the_failing_streak_so_only_consecutive_failures_trip_the_breaker() {
+    let app = spawn_app_with(|c| c.plugins.failure_threshold = 2).await;
+    app.set_today("2026-11-23");
+    publication(&app, "DT", &[("2020-01-01", 30_000)]).await;
+    // The plugin traps on a reader without terms and answers for a reader with one.
+    let bare = reader(&app, "Bare").await;
+    let paid = reader(&app, "Paid").await;
+    subscribe(&app, &paid, print_year("DT", "2026-01-01")).await;
+    let wasm = component("hostile_fickle");
+    install(
+        &app,
+        &offer_manifest("fickle", "1.0.0", "\"terms\"", &wasm, ""),
+        &wasm,
+    )
+    .await;
+    let detail = async || -> Value {
+        let response = app.get("/api/v1/plugins/fickle", &app.staff).await;
+        response.json().await.expect("json")
+    };
+
+    // Failing every other call: never two failures in a row, so the plugin stays on.
+    for round in 0..4 {
+        let failed = offers(&app, &bare).await;
+        let errors = errors_of(&failed, "fickle");
+        assert_eq!(errors.len(), 1, "round {round}: {failed}");
+        assert_eq!(errors[0]["cause"], "trap");
+        assert_eq!(detail().await["versions"][0]["consecutive_failures"], 1);
+        let answered = offers(&app, &paid).await;
+        assert_eq!(errors_of(&answered, "fickle").len(), 0, "{answered}");
+        let shown = detail().await;
+        assert_eq!(shown["enabled"], true, "round {round}: {shown}");
+        assert_eq!(shown["versions"][0]["consecutive_failures"], 0);
+    }
+
+    // Two failures in a row trip it.
+    offers(&app, &bare).await;
+    offers(&app, &bare).await;
+    let shown = detail().await;
+    assert_eq!(shown["enabled"], false, "{shown}");
+    let reason = shown["disabled_reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with("circuit breaker: 2 consecutive failing batches"),
+        "{reason}"
+    );
+    assert_eq!(errors_of(&offers(&app, &paid).await, "fickle").len(), 0);
+}

@@ -331,6 +331,7 @@ pub trait PluginStore: Send + Sync {
         failure: &PluginFailureRecord,
         threshold: i64,
     ) -> StoreResult<bool>;
+    /// Ends the version's failing streak, if it has one.
     async fn record_plugin_success(&self, id: &str, version: &str) -> StoreResult<()>;
     /// The latest failures, newest first.
     async fn plugin_failures(&self, id: &str, limit: i64) -> StoreResult<Vec<PluginFailureRecord>>;

@@ -379,6 +379,20 @@ where
     }
 
     async fn record_plugin_success(&self, id: &str, version: &str) -> StoreResult<()> {
+        // Nearly every batch succeeds with no streak to end: a read answers that without
+        // queueing for the writer. (On a lagging replica a failure written a moment ago can
+        // be missed; the next success ends that streak.)
+        let streak: Option<(i64,)> = sqlx::query_as(
+            "SELECT consecutive_failures FROM plugin_versions \
+             WHERE plugin_id = $1 AND version = $2",
+        )
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&self.read)
+        .await?;
+        if streak.is_none_or(|(n,)| n == 0) {
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE plugin_versions SET consecutive_failures = 0 \
              WHERE plugin_id = $1 AND version = $2 AND consecutive_failures > 0",
