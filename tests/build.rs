@@ -18,7 +18,12 @@ const GROUPS: &[&[&str]] = &[
         "hostile-peek",
     ],
     &["win-back"],
-    &["loyalty-offers", "hostile-verbose", "hostile-fickle"],
+    &[
+        "loyalty-offers",
+        "hostile-verbose",
+        "hostile-fickle",
+        "hostile-twins",
+    ],
     &["hostile-future", "hostile-smuggle", "hostile-mismatch"],
 ];
 

@@ -1416,3 +1416,54 @@ async fn a_success_ends_the_failing_streak_so_only_consecutive_failures_trip_the
     );
     assert_eq!(errors_of(&offers(&app, &paid).await, "fickle").len(), 0);
 }
+
+#[tokio::test]
+async fn offers_repeating_a_code_are_refused_and_recorded_while_other_plugins_offers_stand() {
+    let (app, number, wasm, manifest) = reader_of_three_years().await;
+    install(&app, &manifest, &wasm).await;
+    let twins = component("hostile_twins");
+    install(
+        &app,
+        &offer_manifest("twins", "1.0.0", "\"terms\"", &twins, ""),
+        &twins,
+    )
+    .await;
+
+    let answer = offers(&app, &number).await;
+    let plugins: Vec<_> = answer["offers"]
+        .as_array()
+        .expect("offers")
+        .iter()
+        .map(|o| (o["plugin"].clone(), o["code"].clone()))
+        .collect();
+    assert_eq!(plugins, [(json!("loyalty-offers"), json!("loyal-dt-12"))]);
+    let errors = errors_of(&answer, "twins");
+    assert_eq!(errors.len(), 1, "{answer}");
+    assert_eq!(errors[0]["cause"], "malformed");
+    let message = errors[0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("two offers with the code \"twin-12\""),
+        "{message}"
+    );
+    let detail: Value = app
+        .get("/api/v1/plugins/twins", &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(detail["recent_failures"][0]["cause"], "malformed");
+
+    // The code cannot be accepted, so neither price is charged; nothing is written.
+    let accept = json!({ "offer": { "plugin": "twins", "code": "twin-12" } });
+    let refused = problem(
+        renew(&app, &number, "twins-1", Some(&accept)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["field"], "offer", "{refused}");
+    let history = history(&app, &number).await;
+    assert_eq!(
+        history["titles"][0]["terms"].as_array().map(Vec::len),
+        Some(3)
+    );
+}
