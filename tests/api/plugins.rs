@@ -1466,4 +1466,27 @@ async fn offers_repeating_a_code_are_refused_and_recorded_while_other_plugins_of
         history["titles"][0]["terms"].as_array().map(Vec::len),
         Some(3)
     );
+
+    // One offer with a 5,000-byte reason: dropped, and said so in a few words.
+    let wordy = "[config.reason_bytes]\ntype = \"integer\"\ndefault = 5000\n";
+    install(
+        &app,
+        &offer_manifest("wordy", "1.0.0", "\"terms\"", &twins, wordy),
+        &twins,
+    )
+    .await;
+    let answer = offers(&app, &number).await;
+    let errors = errors_of(&answer, "wordy");
+    assert_eq!(errors.len(), 1, "{answer}");
+    assert_eq!(
+        errors[0]["message"],
+        "offer \"wordy-12\" was dropped: its reason is 5000 bytes long, over the limit of 1000"
+    );
+    assert!(
+        answer["offers"]
+            .as_array()
+            .expect("offers")
+            .iter()
+            .all(|o| o["plugin"] != "wordy")
+    );
 }
