@@ -18,8 +18,13 @@ const GROUPS: &[&[&str]] = &[
         "hostile-peek",
     ],
     &["win-back"],
-    &["loyalty-offers"],
-    &["hostile-future", "hostile-smuggle"],
+    &[
+        "loyalty-offers",
+        "hostile-verbose",
+        "hostile-fickle",
+        "hostile-twins",
+    ],
+    &["hostile-future", "hostile-smuggle", "hostile-mismatch"],
 ];
 
 fn main() {

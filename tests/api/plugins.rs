@@ -1181,3 +1181,312 @@ async fn a_refresh_abandoned_by_a_stopped_host_is_taken_over_after_a_quiet_spell
             .starts_with("abandoned")
     );
 }
+
+/// A manifest for a test offer provider reading `fields`, with `extra` TOML after it.
+fn offer_manifest(id: &str, version: &str, fields: &str, wasm: &[u8], extra: &str) -> String {
+    format!(
+        "id = \"{id}\"\nversion = \"{version}\"\nkind = \"offer-provider\"\napi_version = \"1.0.0\"\n\
+         fields = [{fields}]\nsha256 = \"{}\"\n{extra}",
+        sha256(wasm)
+    )
+}
+
+/// The errors one plugin gave in an offers answer.
+fn errors_of<'a>(answer: &'a Value, plugin: &str) -> Vec<&'a Value> {
+    answer["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter(|e| e["plugin"] == plugin)
+        .collect()
+}
+
+/// How many failures of `plugin` the database holds, and the bytes of their messages.
+async fn stored_failures(app: &TestApp, plugin: &str) -> (i64, i64) {
+    let url = app.config.database_url.clone().expect("a database url");
+    let sql = "SELECT COUNT(*), COALESCE(SUM(LENGTH(message)), 0) FROM plugin_errors \
+               WHERE plugin_id = $1";
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open sqlite");
+        let row = sqlx::query_as(sql).bind(plugin).fetch_one(&pool).await;
+        row.expect("count failures")
+    } else {
+        let pool = sqlx::PgPool::connect(&url).await.expect("open postgres");
+        let row = sqlx::query_as(sql).bind(plugin).fetch_one(&pool).await;
+        row.expect("count failures")
+    }
+}
+
+#[tokio::test]
+async fn a_huge_configure_error_is_kept_and_shown_capped_and_old_failures_are_pruned() {
+    let app = spawn_app_with(|c| c.plugins.failure_threshold = 1_000).await;
+    let number = reader(&app, "Patient").await;
+    let wasm = component("hostile_verbose");
+    // Its configure refuses with 50 MB of text.
+    let setting = "[config.refuse_bytes]\ntype = \"integer\"\ndefault = 50000000\n";
+    let manifest = offer_manifest("verbose", "1.0.0", "", &wasm, setting);
+    install(&app, &manifest, &wasm).await;
+
+    for _ in 0..5 {
+        let answer = offers(&app, &number).await;
+        let errors = errors_of(&answer, "verbose");
+        assert_eq!(errors.len(), 1, "{answer}");
+        assert_eq!(errors[0]["cause"], "configure");
+        let message = errors[0]["message"].as_str().expect("message");
+        assert!(message.len() < 5_000, "{} bytes shown", message.len());
+        assert!(
+            message.starts_with("configure refused the configuration: refused: xxx"),
+            "{}",
+            &message[..100]
+        );
+        assert!(
+            message.ends_with("more bytes cut]"),
+            "{}",
+            &message[4_000..]
+        );
+    }
+    let detail = app.get("/api/v1/plugins/verbose", &app.staff).await;
+    assert_eq!(detail.status(), StatusCode::OK);
+    let text = detail.text().await.expect("text");
+    assert!(
+        text.len() < 64 << 10,
+        "the plugin's page is {} bytes",
+        text.len()
+    );
+    let detail: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(detail["recent_failures"].as_array().map(Vec::len), Some(5));
+    let (count, bytes) = stored_failures(&app, "verbose").await;
+    assert_eq!(count, 5);
+    assert!(
+        bytes < 5 * 5_000,
+        "5 failures take {bytes} bytes in the database"
+    );
+
+    // A version that refuses briefly, failing 200 times more: only the newest 200 failures
+    // of the plugin are kept, so the five long ones are gone.
+    let brief = "[config.refuse_bytes]\ntype = \"integer\"\ndefault = 30\n";
+    let manifest = offer_manifest("verbose", "1.1.0", "", &wasm, brief);
+    assert_eq!(
+        upload(&app, &manifest, &wasm, false).await.status(),
+        StatusCode::CREATED
+    );
+    enable_version(&app, "verbose", "1.1.0").await;
+    for _ in 0..200 {
+        assert_eq!(errors_of(&offers(&app, &number).await, "verbose").len(), 1);
+    }
+    let (count, bytes) = stored_failures(&app, "verbose").await;
+    assert_eq!(count, 200);
+    assert!(
+        bytes < 200 * 100,
+        "{bytes} bytes: the long failures were not pruned"
+    );
+}
+
+#[tokio::test]
+async fn a_component_with_the_right_names_and_wrong_signatures_is_refused_at_upload() {
+    let app = spawn_app().await;
+    let wasm = component("hostile_mismatch");
+    let body = problem(
+        upload(
+            &app,
+            &segmenter_manifest("mismatch", "", &wasm),
+            &wasm,
+            false,
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "component");
+    let message = body["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message
+            .contains("`segment` in masthead:plugin/segment-api@1.0.0 does not have the signature"),
+        "{message}"
+    );
+    let listed: Value = app
+        .get("/api/v1/plugins", &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed, json!([]));
+}
+
+/// A component built from WAT text: `modules` instances of a core module with `pages` of
+/// memory (none for 0), and an empty instance exported under the segmenter's name.
+fn many_modules(modules: usize, pages: u32) -> Vec<u8> {
+    let memory = if pages > 0 {
+        format!("(memory {pages})")
+    } else {
+        String::new()
+    };
+    let instances: String = (0..modules)
+        .map(|_| "(core instance (instantiate $m))\n")
+        .collect();
+    let text = format!(
+        "(component\n(core module $m {memory})\n{instances}(instance $api)\n\
+         (export \"masthead:plugin/segment-api@1.0.0\" (instance $api)))"
+    );
+    wat::parse_str(&text).expect("valid component text")
+}
+
+#[tokio::test]
+async fn components_over_the_instance_memory_or_total_memory_caps_are_refused_at_upload() {
+    let app = spawn_app_with(|c| c.plugins.max_memory_mib = 64).await;
+    let refused = async |name: &str, wasm: Vec<u8>| {
+        let body = problem(
+            upload(&app, &segmenter_manifest(name, "", &wasm), &wasm, false).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(body["errors"][0]["field"], "component", "{body}");
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .to_string()
+    };
+    // 40 modules of 64 MiB each: 2.5 GiB for one plugin with a 64 MiB cap.
+    let message = refused("forty", many_modules(40, 1_024)).await;
+    assert!(
+        message.contains("40 core module instances") && message.contains("can never run"),
+        "{message}"
+    );
+    let message = refused("memories", many_modules(20, 1_024)).await;
+    assert!(message.contains("20 Wasm linear memories"), "{message}");
+    // Two memories of 40 MiB: each under the cap, together over it.
+    let message = refused("sum", many_modules(2, 640)).await;
+    assert!(
+        message.contains("cannot start") && message.contains("memory cap of 64 MiB"),
+        "{message}"
+    );
+    let listed: Value = app
+        .get("/api/v1/plugins", &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed, json!([]));
+}
+
+#[tokio::test]
+async fn a_success_ends_the_failing_streak_so_only_consecutive_failures_trip_the_breaker() {
+    let app = spawn_app_with(|c| c.plugins.failure_threshold = 2).await;
+    app.set_today("2026-11-23");
+    publication(&app, "DT", &[("2020-01-01", 30_000)]).await;
+    // The plugin traps on a reader without terms and answers for a reader with one.
+    let bare = reader(&app, "Bare").await;
+    let paid = reader(&app, "Paid").await;
+    subscribe(&app, &paid, print_year("DT", "2026-01-01")).await;
+    let wasm = component("hostile_fickle");
+    install(
+        &app,
+        &offer_manifest("fickle", "1.0.0", "\"terms\"", &wasm, ""),
+        &wasm,
+    )
+    .await;
+    let detail = async || -> Value {
+        let response = app.get("/api/v1/plugins/fickle", &app.staff).await;
+        response.json().await.expect("json")
+    };
+
+    // Failing every other call: never two failures in a row, so the plugin stays on.
+    for round in 0..4 {
+        let failed = offers(&app, &bare).await;
+        let errors = errors_of(&failed, "fickle");
+        assert_eq!(errors.len(), 1, "round {round}: {failed}");
+        assert_eq!(errors[0]["cause"], "trap");
+        assert_eq!(detail().await["versions"][0]["consecutive_failures"], 1);
+        let answered = offers(&app, &paid).await;
+        assert_eq!(errors_of(&answered, "fickle").len(), 0, "{answered}");
+        let shown = detail().await;
+        assert_eq!(shown["enabled"], true, "round {round}: {shown}");
+        assert_eq!(shown["versions"][0]["consecutive_failures"], 0);
+    }
+
+    // Two failures in a row trip it.
+    offers(&app, &bare).await;
+    offers(&app, &bare).await;
+    let shown = detail().await;
+    assert_eq!(shown["enabled"], false, "{shown}");
+    let reason = shown["disabled_reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with("circuit breaker: 2 consecutive failing batches"),
+        "{reason}"
+    );
+    assert_eq!(errors_of(&offers(&app, &paid).await, "fickle").len(), 0);
+}
+
+#[tokio::test]
+async fn offers_repeating_a_code_are_refused_and_recorded_while_other_plugins_offers_stand() {
+    let (app, number, wasm, manifest) = reader_of_three_years().await;
+    install(&app, &manifest, &wasm).await;
+    let twins = component("hostile_twins");
+    install(
+        &app,
+        &offer_manifest("twins", "1.0.0", "\"terms\"", &twins, ""),
+        &twins,
+    )
+    .await;
+
+    let answer = offers(&app, &number).await;
+    let plugins: Vec<_> = answer["offers"]
+        .as_array()
+        .expect("offers")
+        .iter()
+        .map(|o| (o["plugin"].clone(), o["code"].clone()))
+        .collect();
+    assert_eq!(plugins, [(json!("loyalty-offers"), json!("loyal-dt-12"))]);
+    let errors = errors_of(&answer, "twins");
+    assert_eq!(errors.len(), 1, "{answer}");
+    assert_eq!(errors[0]["cause"], "malformed");
+    let message = errors[0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("two offers with the code \"twin-12\""),
+        "{message}"
+    );
+    let detail: Value = app
+        .get("/api/v1/plugins/twins", &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(detail["recent_failures"][0]["cause"], "malformed");
+
+    // The code cannot be accepted, so neither price is charged; nothing is written.
+    let accept = json!({ "offer": { "plugin": "twins", "code": "twin-12" } });
+    let refused = problem(
+        renew(&app, &number, "twins-1", Some(&accept)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["field"], "offer", "{refused}");
+    let history = history(&app, &number).await;
+    assert_eq!(
+        history["titles"][0]["terms"].as_array().map(Vec::len),
+        Some(3)
+    );
+
+    // One offer with a 5,000-byte reason: dropped, and said so in a few words.
+    let wordy = "[config.reason_bytes]\ntype = \"integer\"\ndefault = 5000\n";
+    install(
+        &app,
+        &offer_manifest("wordy", "1.0.0", "\"terms\"", &twins, wordy),
+        &twins,
+    )
+    .await;
+    let answer = offers(&app, &number).await;
+    let errors = errors_of(&answer, "wordy");
+    assert_eq!(errors.len(), 1, "{answer}");
+    assert_eq!(
+        errors[0]["message"],
+        "offer \"wordy-12\" was dropped: its reason is 5000 bytes long, over the limit of 1000"
+    );
+    assert!(
+        answer["offers"]
+            .as_array()
+            .expect("offers")
+            .iter()
+            .all(|o| o["plugin"] != "wordy")
+    );
+}

@@ -95,6 +95,11 @@ impl PluginRuntime {
             .total_memories(settings.max_instances * 2)
             .total_tables(settings.max_instances * 8)
             .max_memory_size(memory_bytes as usize)
+            // Per component, so one with dozens of modules is refused when it is loaded
+            // (at upload) instead of taking a memory slot and the memory cap per module.
+            .max_core_instances_per_component(sandbox::MAX_CORE_INSTANCES)
+            .max_memories_per_component(sandbox::MAX_MEMORIES)
+            .max_tables_per_component(sandbox::MAX_TABLES)
             // A batch's readers are lowered into a fresh instance's memory. Keeping the first
             // megabytes of each slot resident (zeroed with a memset when the slot is reused)
             // spares the kernel a page fault and a page clearing for every page of every batch.

@@ -1,5 +1,5 @@
 //! What a plugin call produced: per-record results with the cost of the call, or a failure
-//! with its cause; and the checks and metrics applied to both.
+//! with its cause; and the checks, caps and metrics applied to both.
 
 use std::time::Duration;
 
@@ -8,6 +8,26 @@ use wasmtime::Trap;
 use super::Prepared;
 use super::sandbox::{LogLine, Sandbox};
 use crate::domain::plugin::Limits;
+
+/// The most of one message the host keeps and shows when a plugin wrote it (a configure
+/// error, a per-record error, a trap with the plugin's stderr, names from its component):
+/// enough for a person to read, too little to fill the database or a response.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 10;
+
+/// `text` cut to at most `max_bytes` (on a character boundary) followed by a note of how
+/// much was cut; text within the cap is returned as it is. A cut copies the kept bytes into
+/// a new string, so the plugin's oversized allocation is freed rather than kept behind them.
+pub fn cap_text(text: String, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let kept = text.floor_char_boundary(max_bytes);
+    let note = format!("… [{} more bytes cut]", text.len() - kept);
+    let mut capped = String::with_capacity(kept + note.len());
+    capped.push_str(&text[..kept]);
+    capped.push_str(&note);
+    capped
+}
 
 /// Why a whole batch failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,10 +93,12 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure whose message is capped at [`MAX_MESSAGE_BYTES`]: every message that
+    /// carries a plugin's words is made here.
     pub fn new(cause: Cause, message: impl Into<String>) -> Self {
         Self {
             cause,
-            message: message.into(),
+            message: cap_text(message.into(), MAX_MESSAGE_BYTES),
             stats: Stats::default(),
         }
     }
@@ -135,7 +157,8 @@ pub(super) fn classify(error: wasmtime::Error, sandbox: &Sandbox, limits: Limits
     }
 }
 
-/// Checks the contract on results: one per record, and no more than the size cap in all.
+/// Checks the contract on results: one per record, and no more than the size cap in all;
+/// each record's error is capped at [`MAX_MESSAGE_BYTES`].
 pub(super) fn check<T>(
     results: Vec<Result<T, String>>,
     batch_len: usize,
@@ -164,7 +187,10 @@ pub(super) fn check<T>(
             format!("the results take {bytes} bytes, over the cap of {max_bytes}"),
         ));
     }
-    Ok(results)
+    Ok(results
+        .into_iter()
+        .map(|r| r.map_err(|reason| cap_text(reason, MAX_MESSAGE_BYTES)))
+        .collect())
 }
 
 pub(super) fn record_metrics<T>(
@@ -196,4 +222,41 @@ pub(super) fn record_metrics<T>(
     metrics::counter!("masthead_plugin_fuel_used_total", &labels).increment(stats.fuel_used);
     metrics::histogram!("masthead_plugin_call_duration_seconds", &labels)
         .record(stats.duration.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_within_the_cap_is_kept_whole() {
+        assert_eq!(cap_text("short".into(), 5), "short");
+        assert_eq!(cap_text(String::new(), 0), "");
+    }
+
+    #[test]
+    fn text_over_the_cap_is_cut_on_a_character_boundary_with_a_note() {
+        // "é" is two bytes: a cut at 5 bytes keeps two of them, not half of the third.
+        assert_eq!(cap_text("éééé".into(), 5), "éé… [4 more bytes cut]");
+        let long = cap_text("x".repeat(50 << 20), MAX_MESSAGE_BYTES);
+        assert!(long.len() < MAX_MESSAGE_BYTES + 40);
+        assert!(long.capacity() < MAX_MESSAGE_BYTES + 40);
+        assert!(long.ends_with(&format!(
+            "[{} more bytes cut]",
+            (50 << 20) - MAX_MESSAGE_BYTES
+        )));
+    }
+
+    #[test]
+    fn failures_and_per_record_errors_are_capped() {
+        let failure = Failure::new(Cause::Configure, "no".repeat(1 << 20));
+        assert!(failure.message.len() < MAX_MESSAGE_BYTES + 40);
+        let results: Vec<Result<u8, String>> = vec![Ok(1), Err("e".repeat(100_000))];
+        let checked = check(results, 2, 1 << 20, |_| 1).expect("within the result cap");
+        let Err(reason) = &checked[1] else {
+            panic!("the error stays an error")
+        };
+        assert!(reason.len() < MAX_MESSAGE_BYTES + 40, "{}", reason.len());
+        assert_eq!(checked[0], Ok(1));
+    }
 }

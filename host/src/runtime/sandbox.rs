@@ -1,5 +1,5 @@
 //! The store a plugin runs in: WASI with nothing granted, a fixed clock and seed, capped
-//! memory, a capped log, and the host functions of the contract.
+//! memory, tables and instances, a capped log, and the host functions of the contract.
 
 use std::time::Duration;
 
@@ -10,6 +10,18 @@ use wasmtime_wasi::random::Deterministic;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::host;
+use super::outcome::cap_text;
+
+/// Core module instances one component may hold: a component built from Rust has a few (its
+/// module and the canonical ABI shims), an interpreter linked from many modules a dozen or so.
+pub(super) const MAX_CORE_INSTANCES: u32 = 32;
+/// Linear memories one component may define: each may grow to the memory cap, so without a
+/// count (and a cap on their sum) 40 memories of 64 MiB make one plugin 2.5 GiB.
+pub(super) const MAX_MEMORIES: u32 = 2;
+/// Tables one component may define (its modules' and the canonical ABI shims').
+pub(super) const MAX_TABLES: u32 = 16;
+/// Elements one table may grow to.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// How much a plugin may write to its log in one call.
 #[derive(Debug, Clone, Copy)]
@@ -21,8 +33,38 @@ pub struct LogCaps {
 /// One line a plugin logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
-    pub level: &'static str,
+    pub level: tracing::Level,
     pub message: String,
+}
+
+impl LogLine {
+    /// Writes the line to the host's log at the level the plugin gave it.
+    pub fn write_to_host_log(&self, plugin: &str, version: &str) {
+        let message = &self.message;
+        match self.level {
+            tracing::Level::ERROR => {
+                tracing::error!(plugin, version, "plugin log: {message}")
+            }
+            tracing::Level::WARN => tracing::warn!(plugin, version, "plugin log: {message}"),
+            tracing::Level::INFO => tracing::info!(plugin, version, "plugin log: {message}"),
+            tracing::Level::DEBUG => {
+                tracing::debug!(plugin, version, "plugin log: {message}")
+            }
+            tracing::Level::TRACE => {
+                tracing::trace!(plugin, version, "plugin log: {message}")
+            }
+        }
+    }
+}
+
+/// The host log level of a plugin's log level.
+fn level_of(level: host::LogLevel) -> tracing::Level {
+    match level {
+        host::LogLevel::Debug => tracing::Level::DEBUG,
+        host::LogLevel::Info => tracing::Level::INFO,
+        host::LogLevel::Warn => tracing::Level::WARN,
+        host::LogLevel::Error => tracing::Level::ERROR,
+    }
 }
 
 /// Everything one plugin instance can touch.
@@ -57,6 +99,7 @@ impl Sandbox {
             stderr,
             memory: MemoryCap {
                 max_bytes: memory_bytes,
+                total_bytes: 0,
                 peak_bytes: 0,
                 denied: false,
             },
@@ -110,30 +153,21 @@ impl host::Host for Sandbox {
             self.dropped_lines += 1;
             return;
         }
-        let mut message = message;
-        if message.len() > self.log_caps.line_bytes {
-            let mut end = self.log_caps.line_bytes;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push('…');
-        }
-        let level = match level {
-            host::LogLevel::Debug => "debug",
-            host::LogLevel::Info => "info",
-            host::LogLevel::Warn => "warn",
-            host::LogLevel::Error => "error",
-        };
-        self.log.push(LogLine { level, message });
+        self.log.push(LogLine {
+            level: level_of(level),
+            message: cap_text(message, self.log_caps.line_bytes),
+        });
     }
 }
 
 impl super::bindings::wit::Host for Sandbox {}
 
-/// Caps linear memory and remembers whether the plugin hit the cap.
+/// Caps the linear memory of the whole instance (every memory of every core module added
+/// up), its tables and its core instances, and remembers whether the plugin hit the cap.
 struct MemoryCap {
     max_bytes: usize,
+    /// The sum of every memory's current size.
+    total_bytes: usize,
     peak_bytes: usize,
     denied: bool,
 }
@@ -141,15 +175,18 @@ struct MemoryCap {
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
+        // A new memory arrives here too, growing from 0 to its initial size.
+        let total = self.total_bytes - current.min(self.total_bytes) + desired;
+        if total > self.max_bytes {
             self.denied = true;
             return Ok(false);
         }
-        self.peak_bytes = self.peak_bytes.max(desired);
+        self.total_bytes = total;
+        self.peak_bytes = self.peak_bytes.max(total);
         Ok(true)
     }
 
@@ -159,7 +196,21 @@ impl ResourceLimiter for MemoryCap {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    // One store holds one component instance, so these are per component; the pooling
+    // allocator refuses a component over them when it is loaded, these hold for any allocator.
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES as usize
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES as usize
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES as usize
     }
 }
 
@@ -183,5 +234,88 @@ impl HostMonotonicClock for FixedClock {
 
     fn now(&self) -> u64 {
         self.0.as_nanos() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sandbox(line_bytes: usize) -> Sandbox {
+        Sandbox::new(
+            0,
+            64 << 20,
+            LogCaps {
+                lines: 10,
+                line_bytes,
+            },
+        )
+    }
+
+    #[test]
+    fn a_cut_log_line_keeps_only_the_capped_bytes() {
+        let mut sandbox = sandbox(1_024);
+        host::Host::log(&mut sandbox, host::LogLevel::Info, "é".repeat(3 << 20));
+        let (log, _) = sandbox.take_log();
+        let line = &log[0].message;
+        assert!(line.starts_with("ééé"));
+        assert!(line.ends_with("bytes cut]"), "{line}");
+        assert!(line.len() < 1_100, "{} bytes kept", line.len());
+        assert!(
+            line.capacity() < 1_100,
+            "the 6 MiB allocation is still held: capacity {}",
+            line.capacity()
+        );
+    }
+
+    #[test]
+    fn plugin_log_levels_map_to_the_same_host_levels() {
+        let mut sandbox = sandbox(100);
+        for level in [
+            host::LogLevel::Debug,
+            host::LogLevel::Info,
+            host::LogLevel::Warn,
+            host::LogLevel::Error,
+        ] {
+            host::Host::log(&mut sandbox, level, "line".into());
+        }
+        let (log, dropped) = sandbox.take_log();
+        let levels: Vec<_> = log.iter().map(|l| l.level).collect();
+        assert_eq!(
+            levels,
+            [
+                tracing::Level::DEBUG,
+                tracing::Level::INFO,
+                tracing::Level::WARN,
+                tracing::Level::ERROR
+            ]
+        );
+        assert_eq!(dropped, 0);
+    }
+
+    #[test]
+    fn the_memory_cap_holds_for_all_memories_of_an_instance_together() {
+        let mib = 1 << 20;
+        let mut cap = MemoryCap {
+            max_bytes: 64 * mib,
+            total_bytes: 0,
+            peak_bytes: 0,
+            denied: false,
+        };
+        // Two memories of 30 MiB fit; a third does not, nor does growing one past the sum.
+        assert!(cap.memory_growing(0, 30 * mib, None).expect("limiter"));
+        assert!(cap.memory_growing(0, 30 * mib, None).expect("limiter"));
+        assert!(!cap.denied);
+        assert!(!cap.memory_growing(0, 30 * mib, None).expect("limiter"));
+        assert!(
+            !cap.memory_growing(30 * mib, 40 * mib, None)
+                .expect("limiter")
+        );
+        assert!(cap.denied);
+        assert!(
+            cap.memory_growing(30 * mib, 34 * mib, None)
+                .expect("limiter")
+        );
+        assert_eq!(cap.peak_bytes, 64 * mib);
     }
 }

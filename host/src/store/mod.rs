@@ -322,14 +322,16 @@ pub trait PluginStore: Send + Sync {
     ) -> StoreResult<PluginRecord>;
     /// Removes the plugin and its versions; refused while segments use it.
     async fn delete_plugin(&self, id: &str, event: PluginEvent) -> StoreResult<()>;
-    /// Records a failed batch; at `threshold` consecutive failures of the active version the
-    /// plugin is disabled. Returns whether this failure tripped the breaker.
+    /// Records a failed batch, keeping only the plugin's newest failures; at `threshold`
+    /// consecutive failures of the active version the plugin is disabled. Returns whether
+    /// this failure tripped the breaker.
     async fn record_plugin_failure(
         &self,
         id: &str,
         failure: &PluginFailureRecord,
         threshold: i64,
     ) -> StoreResult<bool>;
+    /// Ends the version's failing streak, if it has one.
     async fn record_plugin_success(&self, id: &str, version: &str) -> StoreResult<()>;
     /// The latest failures, newest first.
     async fn plugin_failures(&self, id: &str, limit: i64) -> StoreResult<Vec<PluginFailureRecord>>;

@@ -41,6 +41,9 @@ struct VersionRow {
     consecutive_failures: i64,
 }
 
+/// Failures kept per plugin, newest first (the plugin's page shows the latest 20).
+const FAILURES_KEPT: i64 = 200;
+
 const PLUGIN_COLUMNS: &str =
     "id, kind, active_version, enabled, disabled_reason, config, created_at, updated_at";
 const VERSION_COLUMNS: &str = "plugin_id, version, manifest, api_version, sha256, size_bytes, \
@@ -323,6 +326,17 @@ where
         .bind(failure.at)
         .execute(&mut *tx)
         .await?;
+        // Keep the newest failures of the plugin only, whatever their age: a plugin failing
+        // on every call cannot grow the table, and a plugin that fails once a year keeps the
+        // record of it.
+        sqlx::query(
+            "DELETE FROM plugin_errors WHERE plugin_id = $1 AND id <= \
+             (SELECT id FROM plugin_errors WHERE plugin_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(id)
+        .bind(FAILURES_KEPT)
+        .execute(&mut *tx)
+        .await?;
         let streak: Option<(i64,)> = sqlx::query_as(
             "UPDATE plugin_versions SET consecutive_failures = consecutive_failures + 1 \
              WHERE plugin_id = $1 AND version = $2 RETURNING consecutive_failures",
@@ -365,6 +379,20 @@ where
     }
 
     async fn record_plugin_success(&self, id: &str, version: &str) -> StoreResult<()> {
+        // Nearly every batch succeeds with no streak to end: a read answers that without
+        // queueing for the writer. (On a lagging replica a failure written a moment ago can
+        // be missed; the next success ends that streak.)
+        let streak: Option<(i64,)> = sqlx::query_as(
+            "SELECT consecutive_failures FROM plugin_versions \
+             WHERE plugin_id = $1 AND version = $2",
+        )
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&self.read)
+        .await?;
+        if streak.is_none_or(|(n,)| n == 0) {
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE plugin_versions SET consecutive_failures = 0 \
              WHERE plugin_id = $1 AND version = $2 AND consecutive_failures > 0",

@@ -504,10 +504,11 @@ impl Plugins {
             Err(failure) => &failure.stats,
         };
         for line in &stats.log {
-            tracing::info!(plugin = %id, %version, level = line.level, "plugin log: {}", line.message);
+            line.write_to_host_log(id, version);
         }
         let result = match outcome {
-            Ok(_) if active.version.stored.consecutive_failures == 0 => Ok(()),
+            // The streak in the database, not the one read when this version was loaded:
+            // failures since then (on any host) are what a success ends.
             Ok(_) => self.store.record_plugin_success(id, version).await,
             Err(failure) if !failure.cause.is_plugin_fault() => {
                 tracing::warn!(plugin = %id, %version, %failure, "plugin call failed on the host side");

@@ -1,6 +1,7 @@
 //! One-to-one offers: every enabled offer provider is asked about one reader; offers are
 //! priced from the list in force today, checked against the catalogue, merged and ranked.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -16,6 +17,8 @@ use crate::domain::renewal::{OfferChoice, TitleChoice};
 use crate::domain::term::{AcceptedOffer, Discount, DiscountKind};
 use crate::domain::{FieldErrors, SubscriberNumber};
 use crate::runtime::bindings::{Occasion, Offer, Pricing, wit};
+use crate::runtime::outcome::cap_text;
+use crate::runtime::{Cause, Failure, Report};
 use crate::services::subscribers::{Caller, Registry};
 use crate::services::{ServiceError, ServiceResult};
 use crate::store::Publication;
@@ -268,6 +271,7 @@ impl Offers {
                 vec![record],
             )
             .await;
+        let outcome = outcome.and_then(refuse_duplicate_codes);
         self.plugins.settle(provider, &outcome, 1).await;
         let plugin = provider.record.id.clone();
         let plugin_version = provider.version.stored.version.clone();
@@ -310,7 +314,10 @@ impl Offers {
                 }),
                 Err(message) => out.errors.push(error(
                     "malformed",
-                    format!("offer {:?} was dropped: {message}", offer.code),
+                    format!(
+                        "offer \"{}\" was dropped: {message}",
+                        cap_text(offer.code, MAX_CODE_BYTES)
+                    ),
                 )),
             }
         }
@@ -326,6 +333,19 @@ impl Offers {
         let today = builder_today(builder);
         if offer.code.trim().is_empty() || offer.reason.trim().is_empty() {
             return Err("an offer needs a code and a reason".into());
+        }
+        // Shown to staff and written on the term when accepted: bounded like any text.
+        for (field, text, max) in [
+            ("code", &offer.code, MAX_CODE_BYTES),
+            ("title", &offer.title, MAX_TITLE_BYTES),
+            ("reason", &offer.reason, MAX_REASON_BYTES),
+        ] {
+            if text.len() > max {
+                return Err(format!(
+                    "its {field} is {} bytes long, over the limit of {max}",
+                    text.len()
+                ));
+            }
         }
         if !offer.score.is_finite() {
             return Err("its score is not a finite number".into());
@@ -368,6 +388,33 @@ impl Offers {
             Money::new(price, self.currency),
         ))
     }
+}
+
+/// The longest offer code, title and reason the host takes from a plugin, in bytes.
+const MAX_CODE_BYTES: usize = 64;
+const MAX_TITLE_BYTES: usize = 200;
+const MAX_REASON_BYTES: usize = 1_000;
+
+/// A reader's offers must have distinct codes: a code names the offer staff accept, so two
+/// offers under one code would let the reader be charged for the other. An answer with a
+/// repeated code is the plugin's malformed result, recorded against it, and none of its
+/// offers to this reader is shown; other plugins' offers stand.
+fn refuse_duplicate_codes(report: Report<Vec<Offer>>) -> Result<Report<Vec<Offer>>, Failure> {
+    for offers in report.results.iter().flatten() {
+        let mut seen = HashSet::new();
+        if let Some(twice) = offers.iter().find(|o| !seen.insert(o.code.as_str())) {
+            return Err(Failure {
+                cause: Cause::Malformed,
+                message: format!(
+                    "the plugin made two offers with the code \"{}\" to one reader; codes \
+                     must be distinct, so none of its offers is shown",
+                    cap_text(twice.code.clone(), MAX_CODE_BYTES)
+                ),
+                stats: report.stats.clone(),
+            });
+        }
+    }
+    Ok(report)
 }
 
 fn builder_today(builder: &ViewBuilder) -> NaiveDate {
