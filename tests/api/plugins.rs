@@ -1181,3 +1181,74 @@ async fn a_refresh_abandoned_by_a_stopped_host_is_taken_over_after_a_quiet_spell
             .starts_with("abandoned")
     );
 }
+
+async fn put_config(app: &TestApp, id: &str, body: &Value) -> Response {
+    app.request(
+        Method::PUT,
+        &format!("/api/v1/plugins/{id}/config"),
+        &app.admin,
+    )
+    .json(body)
+    .send()
+    .await
+    .expect("request")
+}
+
+#[tokio::test]
+async fn plugin_mistakes_are_answered_in_words_not_in_rust_debug_text() {
+    let app = spawn_app().await;
+    let wasm = component("churn_risk");
+    let manifest = example_manifest("churn-risk", &wasm);
+    install(&app, &manifest, &wasm).await;
+
+    let missing = app
+        .post(
+            "/api/v1/plugins/churn-risk/enable",
+            &app.admin,
+            &json!({ "version": "9.9.9" }),
+        )
+        .await;
+    let missing = problem(missing, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(missing["errors"][0]["field"], "version");
+    assert_eq!(
+        missing["errors"][0]["message"],
+        "plugin churn-risk has no version 9.9.9; uploaded: 1.0.0"
+    );
+
+    let form = Form::new()
+        .text("manifest", manifest.clone())
+        .part(
+            "component",
+            Part::bytes(wasm.clone()).file_name("plugin.wasm"),
+        )
+        .text("extra", "anything");
+    let extra = app
+        .request(Method::POST, "/api/v1/plugins", &app.admin)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    let extra = problem(extra, StatusCode::BAD_REQUEST).await;
+    let detail = extra.to_string();
+    assert!(detail.contains("unexpected part `extra`"), "{detail}");
+
+    let listed = put_config(&app, "churn-risk", &json!({ "horizon_days": [30, 60] })).await;
+    let listed = problem(listed, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let detail = listed["detail"].as_str().expect("detail");
+    assert!(detail.contains("horizon_days"), "{detail}");
+    assert!(
+        detail.contains("true or false, a number or a text"),
+        "{detail}"
+    );
+
+    let typed = put_config(&app, "churn-risk", &json!({ "horizon_days": "soon" })).await;
+    let typed = problem(typed, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(typed["errors"][0]["message"], "must be a whole number");
+
+    for body in [&missing, &extra, &listed, &typed] {
+        let text = body.to_string();
+        for debug in ["Some(", "None", "untagged", "Integer", "Text("] {
+            assert!(!text.contains(debug), "{debug} in {text}");
+        }
+    }
+}

@@ -87,9 +87,13 @@ async fn upload_plugin(
                 component = Some(field.bytes().await.map_err(multipart_error)?.to_vec())
             }
             other => {
+                let part = match other {
+                    Some(name) => format!("unexpected part `{name}`"),
+                    None => "a part without a name".to_string(),
+                };
                 return Err(ApiError::bad_request(
                     "multipart",
-                    format!("unexpected part {other:?}; send only `manifest` and `component`"),
+                    format!("{part}; send only `manifest` and `component`"),
                 ));
             }
         }

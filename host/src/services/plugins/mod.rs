@@ -310,12 +310,15 @@ impl Plugins {
             .find(|v| Some(&v.version) == wanted.as_ref())
         else {
             let known: Vec<_> = versions.iter().map(|v| v.version.as_str()).collect();
-            return Err(ServiceError::Invalid(FieldErrors::single(
-                "version",
-                format!(
-                    "plugin {id} has no version {wanted:?}; uploaded: {}",
+            let message = match wanted {
+                Some(wanted) => format!(
+                    "plugin {id} has no version {wanted}; uploaded: {}",
                     known.join(", ")
                 ),
+                None => format!("plugin {id} has no version yet; upload one first"),
+            };
+            return Err(ServiceError::Invalid(FieldErrors::single(
+                "version", message,
             )));
         };
         // A version that cannot be prepared on this host must not go live.

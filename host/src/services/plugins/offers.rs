@@ -225,7 +225,7 @@ impl Offers {
                 choice.plugin, failed.cause, failed.message
             ),
             None => format!(
-                "{} makes no offer {:?} to this reader today; GET \
+                "{} makes no offer \"{}\" to this reader today; GET \
                  /api/v1/subscribers/{number}/offers shows the current ones",
                 choice.plugin, choice.code
             ),
@@ -310,7 +310,7 @@ impl Offers {
                 }),
                 Err(message) => out.errors.push(error(
                     "malformed",
-                    format!("offer {:?} was dropped: {message}", offer.code),
+                    format!("offer \"{}\" was dropped: {message}", offer.code),
                 )),
             }
         }
