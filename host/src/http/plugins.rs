@@ -235,7 +235,9 @@ async fn disable_plugin(
 }
 
 /// Replaces the installation's configuration overrides; each is checked against the
-/// manifest's schema (name and type). Settings not named keep their defaults.
+/// manifest's schema (name and type), then the whole by the `configure` of the version that
+/// would run: a configuration it refuses is answered 422 with its message, and not kept.
+/// Settings not named keep their defaults.
 #[utoipa::path(
     put,
     path = "/api/v1/plugins/{id}/config",
