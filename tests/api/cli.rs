@@ -336,3 +336,92 @@ async fn clubs_recompute_reruns_over_the_demo_club_and_changes_nothing_twice() {
         "{missing}"
     );
 }
+
+/// Runs `masthead plugin ARGS...` against a throwaway database.
+async fn plugin_command(database: &std::path::Path, rest: &[&str]) -> anyhow::Result<()> {
+    let url = format!("sqlite://{}", database.display());
+    let mut all = vec!["masthead", "--database-url", url.as_str(), "plugin"];
+    all.extend_from_slice(rest);
+    let parsed = Cli::parse_from(all);
+    let config = parsed.config().expect("config");
+    cli::run(parsed, config).await
+}
+
+#[tokio::test]
+async fn plugin_run_names_the_place_of_a_mistake_in_its_input_and_what_to_send() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("run.db");
+    let example = format!("{}/../plugins/churn-risk", env!("CARGO_MANIFEST_DIR"));
+    let churn = format!("{}/churn_risk.wasm", env!("WASM_TEST_PLUGINS"));
+    let cases: &[(&str, &[&str])] = &[
+        (
+            r#"[{"number": 1000007}, {"number": 1000015, "tenure_days": "ten"}]"#,
+            &[
+                "[1].tenure_days: invalid type",
+                "send a whole number of days",
+            ],
+        ),
+        (
+            r#"{"today": "23/11/2026", "subscribers": []}"#,
+            &["today: ", "send a date as YYYY-MM-DD"],
+        ),
+        (
+            r#"{"subscribers": [{"number": 1000007,
+                "terms": [{"publication": "DT", "start": "2026-01-01"}]}]}"#,
+            &["subscribers[0].terms[0]", "missing field `end`", "line 2"],
+        ),
+        (
+            r#"[{"number": 1000007, "staus": "active"}]"#,
+            &["unknown field `staus`", "`status`"],
+        ),
+        (
+            r#"[{"number": 1000007, "status": "sleeping"}]"#,
+            &["[0]: status \"sleeping\" is not none, pending, active"],
+        ),
+        (
+            r#"{"subscribers": [{"number": 1000007, "consents": {"marketing_fax": true}}]}"#,
+            &["subscribers[0]: consent purpose \"marketing_fax\" is not marketing_email"],
+        ),
+        (r#""readers""#, &["send a JSON array of readers"]),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let input = dir.path().join(format!("readers-{i}.json"));
+        std::fs::write(&input, text).expect("write input");
+        let input = input.display().to_string();
+        let refused = plugin_command(
+            &database,
+            &["run", &example, "--component", &churn, "--input", &input],
+        )
+        .await
+        .expect_err("a mistake in the input");
+        let message = refused.to_string();
+        assert!(message.starts_with(&format!("{input}: ")), "{message}");
+        for part in *expected {
+            assert!(message.contains(part), "{part} not in: {message}");
+        }
+        for debug in ["untagged", "Some(", "Input"] {
+            assert!(!message.contains(debug), "{debug} in: {message}");
+        }
+    }
+    let input = dir.path().join("readers-0.json").display().to_string();
+    let set = plugin_command(
+        &database,
+        &[
+            "run",
+            &example,
+            "--component",
+            &churn,
+            "--input",
+            &input,
+            "--set",
+            "horizon_days=[1]",
+        ],
+    )
+    .await
+    .expect_err("a list is no setting");
+    let message = set.to_string();
+    assert!(
+        message.starts_with("--set horizon_days: ") && message.contains("a number or a text"),
+        "{message}"
+    );
+}
