@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::domain::ConsentPurpose;
 use crate::domain::plugin::{Limits, Manifest, PluginKind};
 use crate::runtime::bindings::{Campaign, Occasion, Offer, Pricing, Targeting, wit};
-use crate::runtime::{Failure, Invocation, PluginRuntime, Report};
+use crate::runtime::{Cause, Failure, Invocation, PluginRuntime, Report};
 use crate::services::ServiceError;
 use crate::services::audit::AuditLog;
 use crate::services::clock::{Clock, SystemClock};
@@ -128,10 +128,11 @@ pub async fn run(command: PluginCommand, config: &Config) -> anyhow::Result<()> 
         } => new_crate(&name, kind, dir, sdk),
         PluginCommand::Check(package) => {
             let (upload, _) = read_package(&package)?;
-            let runtime = runtime(config)?;
+            let runtime = Arc::new(runtime(config)?);
             let (manifest, api_version) = check(&runtime, &upload)?;
+            let sample = try_on_sample_readers(config, &runtime, &upload).await?;
             println!(
-                "ok: {} {} ({}), masthead:plugin@{api_version}, sha256 {}",
+                "ok: {} {} ({}), masthead:plugin@{api_version}, sha256 {}\n  ran {sample}",
                 manifest.id,
                 manifest.version,
                 manifest.kind.as_str(),
@@ -416,6 +417,146 @@ async fn run_local(
             failure.message,
             cost(&failure.stats, limits)
         ),
+    }
+}
+
+/// Readers in each call of the sample run, and calls: a segment refresh or a campaign
+/// sends batches of `batch_size`, offers are asked one reader at a time.
+fn sample_shape(kind: PluginKind, batch_size: usize) -> (usize, usize) {
+    match kind {
+        PluginKind::OfferProvider => (1, 50),
+        PluginKind::Segmenter | PluginKind::Targeter => (batch_size.max(1), 1),
+    }
+}
+
+/// Runs the plugin on sample readers under its manifest's limits and configuration defaults,
+/// called as production calls it; fails with what happened, the cost, and what to change.
+async fn try_on_sample_readers(
+    config: &Config,
+    runtime: &Arc<PluginRuntime>,
+    upload: &Upload,
+) -> anyhow::Result<String> {
+    let manifest = Manifest::from_toml(&upload.manifest).map_err(anyhow::Error::msg)?;
+    let caps = runtime.settings().caps;
+    let checked = manifest
+        .clone()
+        .check(caps)
+        .map_err(|_| anyhow::anyhow!("the manifest is refused"))?;
+    let settings = manifest
+        .resolve_config(&BTreeMap::new())
+        .map_err(|_| anyhow::anyhow!("the manifest's [config] defaults are refused"))?;
+    let clock = SystemClock;
+    let (per_call, calls) = sample_shape(manifest.kind, config.plugins.batch_size);
+    let (context, records) =
+        Input::Readers(super::sample::readers(per_call * calls, clock.today()))
+            .into_batch(clock.today())
+            .map_err(anyhow::Error::msg)?;
+    let call = Invocation {
+        plugin: runtime.prepare(
+            &manifest.id,
+            &manifest.version,
+            manifest.kind,
+            &[],
+            &upload.component,
+        )?,
+        limits: checked.limits,
+        config: settings
+            .into_iter()
+            .map(|(k, v)| (k, crate::services::plugins::config_value(v)))
+            .collect(),
+        now_secs: ViewBuilder::now_secs(clock.now()),
+    };
+    let limits = checked.limits;
+    let mut most = crate::runtime::outcome::Stats::default();
+    let mut refused = Vec::new();
+    for batch in records.chunks(per_call) {
+        let batch: Vec<_> = batch
+            .iter()
+            .map(|r| restrict(r.clone(), checked.fields, checked.wants_pii))
+            .collect();
+        let numbers: Vec<u64> = batch.iter().map(|r| r.number).collect();
+        let outcome = call_as_kind(
+            runtime,
+            call.clone(),
+            context.clone(),
+            batch,
+            OccasionArg::Renewal,
+            ChannelArg::Email,
+        )
+        .await;
+        let report = outcome.map_err(|failure| {
+            let what = if per_call == 1 {
+                format!("a call on sample reader {}", numbers[0])
+            } else {
+                format!("a batch of {per_call} sample readers")
+            };
+            anyhow::anyhow!(
+                "{what} failed ({}): {} [{}]; {}",
+                failure.cause.as_str(),
+                failure.message,
+                cost(&failure.stats, limits),
+                advice(&failure, caps)
+            )
+        })?;
+        most.fuel_used = most.fuel_used.max(report.stats.fuel_used);
+        most.peak_memory_bytes = most.peak_memory_bytes.max(report.stats.peak_memory_bytes);
+        most.duration = most.duration.max(report.stats.duration);
+        refused.extend(
+            numbers
+                .iter()
+                .zip(report.results)
+                .filter_map(|(number, r)| r.err().map(|e| (*number, e))),
+        );
+    }
+    let shape = if per_call == 1 {
+        format!("{calls} calls of one sample reader")
+    } else {
+        format!("a batch of {per_call} sample readers")
+    };
+    let errors = match refused.first() {
+        None => String::new(),
+        Some((number, e)) => format!(
+            "; {} readers answered an error, the first {number}: {e}",
+            refused.len()
+        ),
+    };
+    Ok(format!("{shape}: at most {}{errors}", cost(&most, limits)))
+}
+
+/// What to change in the package after a failed sample run.
+fn advice(failure: &Failure, caps: Limits) -> String {
+    match failure.cause {
+        // Nothing ran: the component's own initial memory is over the limit.
+        Cause::Memory if failure.stats.fuel_used == 0 => format!(
+            "the component does not even start in that much memory; raise memory_mib under \
+             [limits] in masthead-plugin.toml (this host allows up to {} MiB)",
+            caps.memory_mib
+        ),
+        Cause::Memory => format!(
+            "raise memory_mib under [limits] in masthead-plugin.toml (this host allows up to {} \
+             MiB), or hold less per batch",
+            caps.memory_mib
+        ),
+        Cause::Fuel => format!(
+            "raise fuel_per_batch under [limits] (this host allows up to {}), or do less work \
+             per reader",
+            caps.fuel_per_batch
+        ),
+        Cause::Deadline => format!(
+            "raise deadline_ms under [limits] (this host allows up to {} ms), or do less work \
+             per batch",
+            caps.deadline_ms
+        ),
+        Cause::Configure => {
+            "the plugin's configure refuses the defaults under [config]; make them agree".into()
+        }
+        Cause::Malformed => {
+            "answer once per reader, within the host's cap on the size of results".into()
+        }
+        Cause::Trap => "try it natively with `cargo test`, or with `masthead plugin run` on \
+                        readers like these"
+            .into(),
+        Cause::Host => "the host could not run the check; try again".into(),
     }
 }
 
