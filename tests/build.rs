@@ -16,6 +16,7 @@ const GROUPS: &[&[&str]] = &[
         "hostile-flood",
         "hostile-snoop",
         "hostile-peek",
+        "hostile-grumble",
     ],
     &["win-back"],
     &[

@@ -336,3 +336,199 @@ async fn clubs_recompute_reruns_over_the_demo_club_and_changes_nothing_twice() {
         "{missing}"
     );
 }
+
+/// Runs `masthead plugin ARGS...` against a throwaway database.
+async fn plugin_command(database: &std::path::Path, rest: &[&str]) -> anyhow::Result<()> {
+    let url = format!("sqlite://{}", database.display());
+    let mut all = vec!["masthead", "--database-url", url.as_str(), "plugin"];
+    all.extend_from_slice(rest);
+    let parsed = Cli::parse_from(all);
+    let config = parsed.config().expect("config");
+    cli::run(parsed, config).await
+}
+
+#[tokio::test]
+async fn plugin_run_names_the_place_of_a_mistake_in_its_input_and_what_to_send() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("run.db");
+    let example = format!("{}/../plugins/churn-risk", env!("CARGO_MANIFEST_DIR"));
+    let churn = format!("{}/churn_risk.wasm", env!("WASM_TEST_PLUGINS"));
+    let cases: &[(&str, &[&str])] = &[
+        (
+            r#"[{"number": 1000007}, {"number": 1000015, "tenure_days": "ten"}]"#,
+            &[
+                "[1].tenure_days: invalid type",
+                "send a whole number of days",
+            ],
+        ),
+        (
+            r#"{"today": "23/11/2026", "subscribers": []}"#,
+            &["today: ", "send a date as YYYY-MM-DD"],
+        ),
+        (
+            r#"{"subscribers": [{"number": 1000007,
+                "terms": [{"publication": "DT", "start": "2026-01-01"}]}]}"#,
+            &["subscribers[0].terms[0]", "missing field `end`", "line 2"],
+        ),
+        (
+            r#"[{"number": 1000007, "staus": "active"}]"#,
+            &["unknown field `staus`", "`status`"],
+        ),
+        (
+            r#"[{"number": 1000007, "status": "sleeping"}]"#,
+            &["[0]: status \"sleeping\" is not none, pending, active"],
+        ),
+        (
+            r#"{"subscribers": [{"number": 1000007, "consents": {"marketing_fax": true}}]}"#,
+            &["subscribers[0]: consent purpose \"marketing_fax\" is not marketing_email"],
+        ),
+        (r#""readers""#, &["send a JSON array of readers"]),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let input = dir.path().join(format!("readers-{i}.json"));
+        std::fs::write(&input, text).expect("write input");
+        let input = input.display().to_string();
+        let refused = plugin_command(
+            &database,
+            &["run", &example, "--component", &churn, "--input", &input],
+        )
+        .await
+        .expect_err("a mistake in the input");
+        let message = refused.to_string();
+        assert!(message.starts_with(&format!("{input}: ")), "{message}");
+        for part in *expected {
+            assert!(message.contains(part), "{part} not in: {message}");
+        }
+        for debug in ["untagged", "Some(", "Input"] {
+            assert!(!message.contains(debug), "{debug} in: {message}");
+        }
+    }
+    let input = dir.path().join("readers-0.json").display().to_string();
+    let set = plugin_command(
+        &database,
+        &[
+            "run",
+            &example,
+            "--component",
+            &churn,
+            "--input",
+            &input,
+            "--set",
+            "horizon_days=[1]",
+        ],
+    )
+    .await
+    .expect_err("a list is no setting");
+    let message = set.to_string();
+    assert!(
+        message.starts_with("--set horizon_days: ") && message.contains("a number or a text"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn plugin_check_runs_sample_readers_under_the_manifest_limits_and_says_what_failed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("check.db");
+    let built = env!("WASM_TEST_PLUGINS");
+    let example = format!("{}/../plugins/churn-risk", env!("CARGO_MANIFEST_DIR"));
+    let churn = format!("{built}/churn_risk.wasm");
+    plugin_command(&database, &["check", &example, "--component", &churn])
+        .await
+        .expect("the example runs on the sample readers within its limits");
+
+    // The same plugin reading every field, with memory enough for one reader but not for a
+    // refresh's batch: `plugin run` on one reader passes, every refresh would fail.
+    let tight = dir.path().join("tight");
+    std::fs::create_dir(&tight).expect("dir");
+    let manifest =
+        std::fs::read_to_string(format!("{example}/masthead-plugin.toml")).expect("manifest");
+    let every_field = "fields = [\"status\", \"region\", \"postal-code\", \"birth-year\", \
+                       \"tenure\", \"lifetime-revenue\", \"share-of-wallet\", \"terms\", \
+                       \"club-tiers\", \"complaints\", \"consents\", \"attributes\"]";
+    let narrow = "fields = [\"status\", \"tenure\", \"terms\", \"complaints\"]";
+    assert!(manifest.contains(narrow) && manifest.contains("memory_mib = 32"));
+    std::fs::write(
+        tight.join("masthead-plugin.toml"),
+        manifest
+            .replace(narrow, every_field)
+            .replace("memory_mib = 32", "memory_mib = 2"),
+    )
+    .expect("manifest");
+    let tight = tight.display().to_string();
+    let one = dir.path().join("one-reader.json");
+    std::fs::write(
+        &one,
+        r#"[{"number": 1000007, "status": "active", "tenure_days": 100}]"#,
+    )
+    .expect("input");
+    plugin_command(
+        &database,
+        &[
+            "run",
+            &tight,
+            "--component",
+            &churn,
+            "--input",
+            &one.display().to_string(),
+        ],
+    )
+    .await
+    .expect("one reader fits in 2 MiB");
+    let failed = plugin_command(&database, &["check", &tight, "--component", &churn])
+        .await
+        .expect_err("a batch of readers does not fit in 2 MiB");
+    let message = failed.to_string();
+    for part in [
+        "a batch of 1000 sample readers failed (memory)",
+        "memory cap of 2 MiB",
+        "fuel ",
+        "peak memory ",
+        "of 2 MiB",
+        "raise memory_mib under [limits]",
+    ] {
+        assert!(message.contains(part), "{part} not in: {message}");
+    }
+
+    // Too little for the component even to start.
+    std::fs::write(
+        dir.path().join("tight/masthead-plugin.toml"),
+        manifest.replace("memory_mib = 32", "memory_mib = 1"),
+    )
+    .expect("manifest");
+    let failed = plugin_command(&database, &["check", &tight, "--component", &churn])
+        .await
+        .expect_err("the component does not start in 1 MiB");
+    let message = failed.to_string();
+    assert!(
+        message.contains("failed (memory)") && message.contains("does not even start"),
+        "{message}"
+    );
+
+    // A plugin that loops runs out of its fuel on the sample readers.
+    let spin = dir.path().join("spin");
+    std::fs::create_dir(&spin).expect("dir");
+    std::fs::write(
+        spin.join("masthead-plugin.toml"),
+        "id = \"spin\"\nversion = \"1.0.0\"\nkind = \"segmenter\"\napi_version = \"1.0.0\"\n\
+         fields = [\"status\"]\n[limits]\nfuel_per_batch = 1000000\n",
+    )
+    .expect("manifest");
+    let spun = plugin_command(
+        &database,
+        &[
+            "check",
+            &spin.display().to_string(),
+            "--component",
+            &format!("{built}/hostile_spin.wasm"),
+        ],
+    )
+    .await
+    .expect_err("the loop is stopped");
+    let message = spun.to_string();
+    assert!(
+        message.contains("failed (fuel)") && message.contains("fuel 1000000 of 1000000"),
+        "{message}"
+    );
+    assert!(message.contains("raise fuel_per_batch"), "{message}");
+}

@@ -1490,3 +1490,184 @@ async fn offers_repeating_a_code_are_refused_and_recorded_while_other_plugins_of
             .all(|o| o["plugin"] != "wordy")
     );
 }
+
+async fn put_config(app: &TestApp, id: &str, body: &Value) -> Response {
+    app.request(
+        Method::PUT,
+        &format!("/api/v1/plugins/{id}/config"),
+        &app.admin,
+    )
+    .json(body)
+    .send()
+    .await
+    .expect("request")
+}
+
+#[tokio::test]
+async fn a_configuration_the_plugin_refuses_is_answered_422_with_its_message_and_not_kept() {
+    let app = spawn_app().await;
+    let wasm = component("churn_risk");
+    let manifest = example_manifest("churn-risk", &wasm);
+    assert_eq!(
+        upload(&app, &manifest, &wasm, false).await.status(),
+        StatusCode::CREATED
+    );
+
+    // Not enabled yet: the latest version, the one enabling would run, is asked.
+    let refused = put_config(&app, "churn-risk", &json!({ "horizon_days": -1 })).await;
+    let refused = problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(refused["errors"][0]["field"], "config");
+    let message = refused["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("version 1.0.0")
+            && message.contains("horizon_days must be positive, not -1"),
+        "{message}"
+    );
+
+    enable(&app, "churn-risk").await;
+    let refused = put_config(&app, "churn-risk", &json!({ "high_points": 1 })).await;
+    let refused = problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let message = refused["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("high_points must be at least 2, not 1"),
+        "{message}"
+    );
+
+    // Nothing of the refused values was kept, and the plugin was not blamed for them.
+    let shown: Value = app
+        .get("/api/v1/plugins/churn-risk", &app.admin)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["config"], json!({}));
+    assert_eq!(shown["enabled"], true);
+    assert_eq!(shown["recent_failures"], json!([]));
+    assert_eq!(shown["versions"][0]["consecutive_failures"], 0);
+    assert!(
+        !shown["history"].to_string().contains("configured"),
+        "{}",
+        shown["history"]
+    );
+
+    let accepted = put_config(&app, "churn-risk", &json!({ "horizon_days": 30 })).await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let accepted: Value = accepted.json().await.expect("json");
+    assert_eq!(accepted["config"], json!({ "horizon_days": 30 }));
+
+    // A version whose schema has no place for the stored configuration does not go live.
+    let narrower = manifest
+        .replace("version = \"1.0.0\"\nkind", "version = \"1.1.0\"\nkind")
+        .replace("[config.horizon_days]", "[config.horizon_weeks]")
+        .replace("default = 60", "default = 8");
+    assert_eq!(
+        upload(&app, &narrower, &wasm, false).await.status(),
+        StatusCode::CREATED
+    );
+    let refused = app
+        .post(
+            "/api/v1/plugins/churn-risk/enable",
+            &app.admin,
+            &json!({ "version": "1.1.0" }),
+        )
+        .await;
+    let refused = problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(refused["errors"][0]["field"], "version");
+    let message = refused["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("config.horizon_days")
+            && message.contains("PUT /api/v1/plugins/churn-risk/config"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_long_refusal_from_configure_is_cut_before_it_is_answered() {
+    let app = spawn_app().await;
+    let wasm = component("hostile_grumble");
+    let manifest = format!(
+        "{}[config.words]\ntype = \"integer\"\ndefault = 0\n",
+        segmenter_manifest("grumble", "", &wasm)
+    );
+    install(&app, &manifest, &wasm).await;
+    let refused = put_config(&app, "grumble", &json!({ "words": 200_000 })).await;
+    let refused = problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let message = refused["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("version 1.0.0 refuses it: "),
+        "{message}"
+    );
+    assert!(message.contains("no and no"), "{message}");
+    assert!(message.ends_with("(cut at 500 characters)"), "{message}");
+    assert!(
+        message.chars().count() < 600,
+        "{} characters",
+        message.len()
+    );
+    let shown: Value = app
+        .get("/api/v1/plugins/grumble", &app.admin)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["config"], json!({}));
+}
+
+#[tokio::test]
+async fn plugin_mistakes_are_answered_in_words_not_in_rust_debug_text() {
+    let app = spawn_app().await;
+    let wasm = component("churn_risk");
+    let manifest = example_manifest("churn-risk", &wasm);
+    install(&app, &manifest, &wasm).await;
+
+    let missing = app
+        .post(
+            "/api/v1/plugins/churn-risk/enable",
+            &app.admin,
+            &json!({ "version": "9.9.9" }),
+        )
+        .await;
+    let missing = problem(missing, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(missing["errors"][0]["field"], "version");
+    assert_eq!(
+        missing["errors"][0]["message"],
+        "plugin churn-risk has no version 9.9.9; uploaded: 1.0.0"
+    );
+
+    let form = Form::new()
+        .text("manifest", manifest.clone())
+        .part(
+            "component",
+            Part::bytes(wasm.clone()).file_name("plugin.wasm"),
+        )
+        .text("extra", "anything");
+    let extra = app
+        .request(Method::POST, "/api/v1/plugins", &app.admin)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    let extra = problem(extra, StatusCode::BAD_REQUEST).await;
+    let detail = extra.to_string();
+    assert!(detail.contains("unexpected part `extra`"), "{detail}");
+
+    let listed = put_config(&app, "churn-risk", &json!({ "horizon_days": [30, 60] })).await;
+    let listed = problem(listed, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let detail = listed["detail"].as_str().expect("detail");
+    assert!(detail.contains("horizon_days"), "{detail}");
+    assert!(
+        detail.contains("true or false, a number or a text"),
+        "{detail}"
+    );
+
+    let typed = put_config(&app, "churn-risk", &json!({ "horizon_days": "soon" })).await;
+    let typed = problem(typed, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(typed["errors"][0]["message"], "must be a whole number");
+
+    for body in [&missing, &extra, &listed, &typed] {
+        let text = body.to_string();
+        for debug in ["Some(", "None", "untagged", "Integer", "Text("] {
+            assert!(!text.contains(debug), "{debug} in {text}");
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod clubs;
 mod fixture;
 mod keys;
 mod plugin;
+mod sample;
 
 pub use circulation::load_demo;
 

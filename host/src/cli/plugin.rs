@@ -11,9 +11,9 @@ use sha2::{Digest, Sha256};
 use super::fixture::Input;
 use crate::config::Config;
 use crate::domain::ConsentPurpose;
-use crate::domain::plugin::{Manifest, PluginKind};
-use crate::runtime::bindings::{Campaign, Occasion};
-use crate::runtime::{Invocation, PluginRuntime, Report};
+use crate::domain::plugin::{Limits, Manifest, PluginKind};
+use crate::runtime::bindings::{Campaign, Occasion, Offer, Pricing, Targeting, wit};
+use crate::runtime::{Cause, Failure, Invocation, PluginRuntime, Report};
 use crate::services::ServiceError;
 use crate::services::audit::AuditLog;
 use crate::services::clock::{Clock, SystemClock};
@@ -128,15 +128,15 @@ pub async fn run(command: PluginCommand, config: &Config) -> anyhow::Result<()> 
         } => new_crate(&name, kind, dir, sdk),
         PluginCommand::Check(package) => {
             let (upload, _) = read_package(&package)?;
-            let runtime = runtime(config)?;
-            let checked = check(&runtime, &upload)?;
+            let runtime = Arc::new(runtime(config)?);
+            let (manifest, api_version) = check(&runtime, &upload)?;
+            let sample = try_on_sample_readers(config, &runtime, &upload).await?;
             println!(
-                "ok: {} {} ({}), masthead:plugin@{}, sha256 {}",
-                checked.0.id,
-                checked.0.version,
-                checked.0.kind.as_str(),
-                checked.1,
-                checked.0.sha256.unwrap_or_default()
+                "ok: {} {} ({}), masthead:plugin@{api_version}, sha256 {}\n  ran {sample}",
+                manifest.id,
+                manifest.version,
+                manifest.kind.as_str(),
+                manifest.sha256.unwrap_or_default()
             );
             Ok(())
         }
@@ -351,8 +351,7 @@ async fn run_local(
 ) -> anyhow::Result<()> {
     let (upload, _) = read_package(package)?;
     let runtime = Arc::new(runtime(config)?);
-    check(&runtime, &upload)?;
-    let manifest = Manifest::from_toml(&upload.manifest).map_err(anyhow::Error::msg)?;
+    let (manifest, _) = check(&runtime, &upload)?;
     let checked = manifest
         .clone()
         .check(runtime.settings().caps)
@@ -363,7 +362,9 @@ async fn run_local(
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("--set takes KEY=VALUE, not {pair}"))?;
         let value = serde_json::from_str(value).unwrap_or(serde_json::Value::String(value.into()));
-        overrides.insert(key.to_string(), serde_json::from_value(value)?);
+        let value =
+            serde_json::from_value(value).map_err(|e| anyhow::anyhow!("--set {key}: {e}"))?;
+        overrides.insert(key.to_string(), value);
     }
     let settings = manifest.resolve_config(&overrides).map_err(|errors| {
         anyhow::anyhow!(
@@ -377,26 +378,24 @@ async fn run_local(
     })?;
     let text = std::fs::read_to_string(input)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", input.display()))?;
-    let parsed: Input =
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    let parsed = Input::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
     let clock = SystemClock;
     let (context, records) = parsed
         .into_batch(clock.today())
-        .map_err(anyhow::Error::msg)?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
     let records: Vec<_> = records
         .into_iter()
         .map(|r| restrict(r, checked.fields, checked.wants_pii))
         .collect();
     let count = records.len();
-    let prepared = runtime.prepare(
-        &manifest.id,
-        &manifest.version,
-        manifest.kind,
-        &[],
-        &upload.component,
-    )?;
     let call = Invocation {
-        plugin: prepared,
+        plugin: runtime.prepare(
+            &manifest.id,
+            &manifest.version,
+            manifest.kind,
+            &[],
+            &upload.component,
+        )?,
         limits: checked.limits,
         config: settings
             .into_iter()
@@ -405,10 +404,185 @@ async fn run_local(
         now_secs: ViewBuilder::now_secs(clock.now()),
     };
     let numbers: Vec<u64> = records.iter().map(|r| r.number).collect();
-    let printed = match manifest.kind {
-        PluginKind::Segmenter => {
-            print_report(runtime.segment(call, context, records).await, &numbers)
+    let outcome = call_as_kind(&runtime, call, context, records, occasion, channel).await;
+    let limits = checked.limits;
+    match print_report(outcome, &numbers) {
+        Ok(stats) => {
+            println!("{count} records; {}", cost(&stats, limits));
+            Ok(())
         }
+        Err(failure) => anyhow::bail!(
+            "the batch failed ({}): {} [{}]",
+            failure.cause.as_str(),
+            failure.message,
+            cost(&failure.stats, limits)
+        ),
+    }
+}
+
+/// Readers in each call of the sample run, and calls: a segment refresh or a campaign
+/// sends batches of `batch_size`, offers are asked one reader at a time.
+fn sample_shape(kind: PluginKind, batch_size: usize) -> (usize, usize) {
+    match kind {
+        PluginKind::OfferProvider => (1, 50),
+        PluginKind::Segmenter | PluginKind::Targeter => (batch_size.max(1), 1),
+    }
+}
+
+/// Runs the plugin on sample readers under its manifest's limits and configuration defaults,
+/// called as production calls it; fails with what happened, the cost, and what to change.
+async fn try_on_sample_readers(
+    config: &Config,
+    runtime: &Arc<PluginRuntime>,
+    upload: &Upload,
+) -> anyhow::Result<String> {
+    let manifest = Manifest::from_toml(&upload.manifest).map_err(anyhow::Error::msg)?;
+    let caps = runtime.settings().caps;
+    let checked = manifest
+        .clone()
+        .check(caps)
+        .map_err(|_| anyhow::anyhow!("the manifest is refused"))?;
+    let settings = manifest
+        .resolve_config(&BTreeMap::new())
+        .map_err(|_| anyhow::anyhow!("the manifest's [config] defaults are refused"))?;
+    let clock = SystemClock;
+    let (per_call, calls) = sample_shape(manifest.kind, config.plugins.batch_size);
+    let (context, records) =
+        Input::Readers(super::sample::readers(per_call * calls, clock.today()))
+            .into_batch(clock.today())
+            .map_err(anyhow::Error::msg)?;
+    let call = Invocation {
+        plugin: runtime.prepare(
+            &manifest.id,
+            &manifest.version,
+            manifest.kind,
+            &[],
+            &upload.component,
+        )?,
+        limits: checked.limits,
+        config: settings
+            .into_iter()
+            .map(|(k, v)| (k, crate::services::plugins::config_value(v)))
+            .collect(),
+        now_secs: ViewBuilder::now_secs(clock.now()),
+    };
+    let limits = checked.limits;
+    let mut most = crate::runtime::outcome::Stats::default();
+    let mut refused = Vec::new();
+    for batch in records.chunks(per_call) {
+        let batch: Vec<_> = batch
+            .iter()
+            .map(|r| restrict(r.clone(), checked.fields, checked.wants_pii))
+            .collect();
+        let numbers: Vec<u64> = batch.iter().map(|r| r.number).collect();
+        let outcome = call_as_kind(
+            runtime,
+            call.clone(),
+            context.clone(),
+            batch,
+            OccasionArg::Renewal,
+            ChannelArg::Email,
+        )
+        .await;
+        let report = outcome.map_err(|failure| {
+            let what = if per_call == 1 {
+                format!("a call on sample reader {}", numbers[0])
+            } else {
+                format!("a batch of {per_call} sample readers")
+            };
+            anyhow::anyhow!(
+                "{what} failed ({}): {} [{}]; {}",
+                failure.cause.as_str(),
+                failure.message,
+                cost(&failure.stats, limits),
+                advice(&failure, caps)
+            )
+        })?;
+        most.fuel_used = most.fuel_used.max(report.stats.fuel_used);
+        most.peak_memory_bytes = most.peak_memory_bytes.max(report.stats.peak_memory_bytes);
+        most.duration = most.duration.max(report.stats.duration);
+        refused.extend(
+            numbers
+                .iter()
+                .zip(report.results)
+                .filter_map(|(number, r)| r.err().map(|e| (*number, e))),
+        );
+    }
+    let shape = if per_call == 1 {
+        format!("{calls} calls of one sample reader")
+    } else {
+        format!("a batch of {per_call} sample readers")
+    };
+    let errors = match refused.first() {
+        None => String::new(),
+        Some((number, e)) => format!(
+            "; {} readers answered an error, the first {number}: {e}",
+            refused.len()
+        ),
+    };
+    Ok(format!("{shape}: at most {}{errors}", cost(&most, limits)))
+}
+
+/// What to change in the package after a failed sample run.
+fn advice(failure: &Failure, caps: Limits) -> String {
+    match failure.cause {
+        // Nothing ran: the component's own initial memory is over the limit.
+        Cause::Memory if failure.stats.fuel_used == 0 => format!(
+            "the component does not even start in that much memory; raise memory_mib under \
+             [limits] in masthead-plugin.toml (this host allows up to {} MiB)",
+            caps.memory_mib
+        ),
+        Cause::Memory => format!(
+            "raise memory_mib under [limits] in masthead-plugin.toml (this host allows up to {} \
+             MiB), or hold less per batch",
+            caps.memory_mib
+        ),
+        Cause::Fuel => format!(
+            "raise fuel_per_batch under [limits] (this host allows up to {}), or do less work \
+             per reader",
+            caps.fuel_per_batch
+        ),
+        Cause::Deadline => format!(
+            "raise deadline_ms under [limits] (this host allows up to {} ms), or do less work \
+             per batch",
+            caps.deadline_ms
+        ),
+        Cause::Configure => {
+            "the plugin's configure refuses the defaults under [config]; make them agree".into()
+        }
+        Cause::Malformed => {
+            "answer once per reader, within the host's cap on the size of results".into()
+        }
+        Cause::Trap => "try it natively with `cargo test`, or with `masthead plugin run` on \
+                        readers like these"
+            .into(),
+        Cause::Host => "the host could not run the check; try again".into(),
+    }
+}
+
+/// The fuel, memory and time of a call against the limits it ran under.
+fn cost(stats: &crate::runtime::outcome::Stats, limits: Limits) -> String {
+    format!(
+        "fuel {} of {}; peak memory {:.1} MiB of {} MiB; {:.2} ms",
+        stats.fuel_used,
+        limits.fuel_per_batch,
+        stats.peak_memory_bytes as f64 / (1 << 20) as f64,
+        limits.memory_mib,
+        stats.duration.as_secs_f64() * 1e3
+    )
+}
+
+/// Calls the plugin the way its kind is called, each record's answer as text.
+async fn call_as_kind(
+    runtime: &Arc<PluginRuntime>,
+    call: Invocation,
+    context: wit::Context,
+    records: Vec<wit::Subscriber>,
+    occasion: OccasionArg,
+    channel: ChannelArg,
+) -> Result<Report<String>, Failure> {
+    match call.plugin.kind() {
+        PluginKind::Segmenter => runtime.segment(call, context, records).await.map(shown),
         PluginKind::Targeter => {
             let channel = match channel {
                 ChannelArg::Email => ConsentPurpose::MarketingEmail,
@@ -420,10 +594,10 @@ async fn run_local(
                 channel: purpose_of(channel),
                 segment: "input".into(),
             };
-            print_report(
-                runtime.target(call, context, campaign, records).await,
-                &numbers,
-            )
+            runtime
+                .target(call, context, campaign, records)
+                .await
+                .map(shown)
         }
         PluginKind::OfferProvider => {
             let occasion = match occasion {
@@ -431,41 +605,30 @@ async fn run_local(
                 OccasionArg::ServiceCall => Occasion::ServiceCall,
                 OccasionArg::Web => Occasion::Web,
             };
-            print_report(
-                runtime.propose(call, context, occasion, records).await,
-                &numbers,
-            )
+            runtime
+                .propose(call, context, occasion, records)
+                .await
+                .map(shown)
         }
-    };
-    let limits = checked.limits;
-    match printed {
-        Ok(stats) => {
-            println!(
-                "{count} records; fuel {} of {}; peak memory {:.1} MiB of {} MiB; {:.2} ms",
-                stats.fuel_used,
-                limits.fuel_per_batch,
-                stats.peak_memory_bytes as f64 / (1 << 20) as f64,
-                limits.memory_mib,
-                stats.duration.as_secs_f64() * 1e3
-            );
-            Ok(())
-        }
-        Err(failure) => anyhow::bail!(
-            "the batch failed ({}): {} [fuel {} of {}, {:.2} ms]",
-            failure.cause.as_str(),
-            failure.message,
-            failure.stats.fuel_used,
-            limits.fuel_per_batch,
-            failure.stats.duration.as_secs_f64() * 1e3
-        ),
+    }
+}
+
+fn shown<T: Answer>(report: Report<T>) -> Report<String> {
+    Report {
+        results: report
+            .results
+            .into_iter()
+            .map(|r| r.map(|answer| answer.shown()))
+            .collect(),
+        stats: report.stats,
     }
 }
 
 /// Prints one line per record and the plugin's log; returns the call's cost.
-fn print_report<T: std::fmt::Debug>(
-    outcome: Result<Report<T>, crate::runtime::Failure>,
+fn print_report(
+    outcome: Result<Report<String>, Failure>,
     numbers: &[u64],
-) -> Result<crate::runtime::outcome::Stats, crate::runtime::Failure> {
+) -> Result<crate::runtime::outcome::Stats, Failure> {
     let report = outcome?;
     for line in &report.stats.log {
         eprintln!("log {}: {}", line.level, line.message);
@@ -478,11 +641,73 @@ fn print_report<T: std::fmt::Debug>(
     }
     for (number, result) in numbers.iter().zip(&report.results) {
         match result {
-            Ok(value) => println!("{number}\t{value:?}"),
+            Ok(answer) => println!("{number}\t{answer}"),
             Err(e) => println!("{number}\terror: {e}"),
         }
     }
     Ok(report.stats)
+}
+
+/// One record's answer, as a plugin author reads it in a terminal.
+trait Answer {
+    fn shown(&self) -> String;
+}
+
+impl Answer for Vec<String> {
+    fn shown(&self) -> String {
+        if self.is_empty() {
+            "in no segment".into()
+        } else {
+            format!("segments: {}", self.join(", "))
+        }
+    }
+}
+
+impl Answer for Targeting {
+    fn shown(&self) -> String {
+        match self {
+            Targeting::Score(score) => format!("score {score}"),
+            Targeting::Exclude(reason) => format!("excluded: {reason}"),
+        }
+    }
+}
+
+impl Answer for Vec<Offer> {
+    fn shown(&self) -> String {
+        if self.is_empty() {
+            return "no offer".into();
+        }
+        let offers: Vec<_> = self
+            .iter()
+            .map(|o| {
+                let format = match o.format {
+                    wit::Format::Print => "print",
+                    wit::Format::Digital => "digital",
+                    wit::Format::Bundle => "bundle",
+                };
+                let pricing = match o.pricing {
+                    Pricing::Price(price) => format!("at {price} (minor units)"),
+                    Pricing::PercentOff(bp) => format!("{}.{:02} % off", bp / 100, bp % 100),
+                    Pricing::AmountOff(amount) => format!("{amount} (minor units) off"),
+                };
+                let until = o.valid_until;
+                format!(
+                    "offer {} \"{}\": {} {format}, {} months, {pricing}, valid until \
+                     {:04}-{:02}-{:02}, score {}; reason: {}",
+                    o.code,
+                    o.title,
+                    o.publication,
+                    o.months,
+                    until.year,
+                    until.month,
+                    until.day,
+                    o.score,
+                    o.reason
+                )
+            })
+            .collect();
+        offers.join("\n\t")
+    }
 }
 
 fn new_crate(
@@ -503,7 +728,7 @@ fn new_crate(
     if let Err(errors) = probe.check(caps)
         && let Some(e) = errors.iter().find(|e| e.field == "id")
     {
-        anyhow::bail!("the name {name:?} cannot be a plugin id: {}", e.message);
+        anyhow::bail!("the name \"{name}\" cannot be a plugin id: {}", e.message);
     }
     let dir = dir.unwrap_or_else(|| PathBuf::from(name));
     anyhow::ensure!(!dir.exists(), "{} exists already", dir.display());
@@ -553,9 +778,9 @@ fn new_crate(
             "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
              [lib]\ncrate-type = [\"cdylib\", \"rlib\"]\n\n\
              [dependencies]\n# The dependency must be named masthead-sdk; the feature names the kind.\n\
-             masthead-sdk = {{ path = {:?}, features = [\"{feature}\"] }}\n\n\
+             masthead-sdk = {{ path = {}, features = [\"{feature}\"] }}\n\n\
              # A crate of its own, not part of an enclosing workspace.\n[workspace]\n",
-            sdk.display().to_string()
+            toml::Value::String(sdk.display().to_string())
         ),
     )?;
     std::fs::write(dir.join("src/lib.rs"), template.replace("{{name}}", name))?;

@@ -184,14 +184,66 @@ pub enum SettingType {
     Text,
 }
 
+impl SettingType {
+    /// What a value of this type is, in words for a person sending one.
+    pub fn described(self) -> &'static str {
+        match self {
+            Self::Boolean => "true or false",
+            Self::Integer => "a whole number",
+            Self::Float => "a number",
+            Self::Text => "a text",
+        }
+    }
+}
+
 /// A configuration value, typed as its schema says.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum SettingValue {
     Boolean(bool),
     Integer(i64),
     Float(f64),
     Text(String),
+}
+
+// By hand rather than `untagged`, whose error ("did not match any variant of untagged enum")
+// tells the sender nothing; this one says what a setting may be.
+impl<'de> Deserialize<'de> for SettingValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Scalar;
+        impl serde::de::Visitor<'_> for Scalar {
+            type Value = SettingValue;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a setting value: true or false, a number or a text")
+            }
+
+            fn visit_bool<E>(self, v: bool) -> Result<SettingValue, E> {
+                Ok(SettingValue::Boolean(v))
+            }
+
+            fn visit_i64<E>(self, v: i64) -> Result<SettingValue, E> {
+                Ok(SettingValue::Integer(v))
+            }
+
+            fn visit_u64<E>(self, v: u64) -> Result<SettingValue, E> {
+                Ok(i64::try_from(v).map_or(SettingValue::Float(v as f64), SettingValue::Integer))
+            }
+
+            fn visit_f64<E>(self, v: f64) -> Result<SettingValue, E> {
+                Ok(SettingValue::Float(v))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<SettingValue, E> {
+                Ok(SettingValue::Text(v.to_string()))
+            }
+
+            fn visit_string<E>(self, v: String) -> Result<SettingValue, E> {
+                Ok(SettingValue::Text(v))
+            }
+        }
+        deserializer.deserialize_any(Scalar)
+    }
 }
 
 impl SettingValue {
@@ -350,7 +402,7 @@ impl Manifest {
                 None => errors.add(
                     format!("fields[{i}]"),
                     format!(
-                        "unknown field {name:?}; known: {}",
+                        "unknown field \"{name}\"; known: {}",
                         Field::ALL.map(Field::as_str).join(", ")
                     ),
                 ),
@@ -363,7 +415,7 @@ impl Manifest {
             } else {
                 errors.add(
                     format!("permissions[{i}]"),
-                    format!("unknown permission {permission:?}; the only one is \"pii\""),
+                    format!("unknown permission \"{permission}\"; the only one is \"pii\""),
                 );
             }
         }
@@ -386,7 +438,7 @@ impl Manifest {
             if SettingValue::typed(setting.ty, &setting.default).is_none() {
                 errors.add(
                     format!("config.{key}.default"),
-                    format!("must be of type {:?}", setting.ty).to_lowercase(),
+                    format!("must be {}", setting.ty.described()),
                 );
             }
         }
@@ -432,7 +484,7 @@ impl Manifest {
                 ),
                 Some(setting) if SettingValue::typed(setting.ty, value).is_none() => errors.add(
                     format!("config.{key}"),
-                    format!("must be of type {:?}", setting.ty).to_lowercase(),
+                    format!("must be {}", setting.ty.described()),
                 ),
                 Some(_) => {}
             }
@@ -560,6 +612,27 @@ mod tests {
             ]))
             .expect_err("invalid");
         assert_eq!(bad.iter().count(), 2);
+        let weeks = bad
+            .iter()
+            .find(|e| e.field == "config.weeks")
+            .expect("weeks");
+        assert_eq!(weeks.message, "must be a whole number");
+    }
+
+    #[test]
+    fn a_setting_value_is_read_from_any_scalar_and_a_list_is_refused_in_words() {
+        let read =
+            |json: &str| serde_json::from_str::<SettingValue>(json).map_err(|e| e.to_string());
+        assert_eq!(read("true"), Ok(SettingValue::Boolean(true)));
+        assert_eq!(read("-3"), Ok(SettingValue::Integer(-3)));
+        assert_eq!(read("2.5"), Ok(SettingValue::Float(2.5)));
+        assert_eq!(read("\"red\""), Ok(SettingValue::Text("red".into())));
+        let refused = read("[1, 2]").expect_err("a list is no setting");
+        assert!(
+            refused.contains("true or false, a number or a text"),
+            "{refused}"
+        );
+        assert!(!refused.contains("untagged"), "{refused}");
     }
 
     #[test]

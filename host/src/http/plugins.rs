@@ -87,9 +87,13 @@ async fn upload_plugin(
                 component = Some(field.bytes().await.map_err(multipart_error)?.to_vec())
             }
             other => {
+                let part = match other {
+                    Some(name) => format!("unexpected part `{name}`"),
+                    None => "a part without a name".to_string(),
+                };
                 return Err(ApiError::bad_request(
                     "multipart",
-                    format!("unexpected part {other:?}; send only `manifest` and `component`"),
+                    format!("{part}; send only `manifest` and `component`"),
                 ));
             }
         }
@@ -231,7 +235,9 @@ async fn disable_plugin(
 }
 
 /// Replaces the installation's configuration overrides; each is checked against the
-/// manifest's schema (name and type). Settings not named keep their defaults.
+/// manifest's schema (name and type), then the whole by the `configure` of the version that
+/// would run: a configuration it refuses is answered 422 with its message, and not kept.
+/// Settings not named keep their defaults.
 #[utoipa::path(
     put,
     path = "/api/v1/plugins/{id}/config",

@@ -404,3 +404,36 @@ fn deadline_ticks(deadline_ms: u64) -> u64 {
 fn wrong_kind(expected: PluginKind) -> wasmtime::Error {
     wasmtime::Error::msg(format!("this plugin is not a {}", expected.as_str()))
 }
+
+impl PluginRuntime {
+    /// Calls only the plugin's `configure` with `call.config`, in a fresh sandbox under the
+    /// call's limits: whether this version accepts a configuration, asked before it is stored.
+    pub async fn configure(self: &Arc<Self>, call: Invocation) -> Result<outcome::Stats, Failure> {
+        self.off_thread(move |runtime| {
+            runtime.run(
+                &call,
+                0,
+                |store, pre| {
+                    let answer = match pre {
+                        KindPre::Segmenter(pre) => pre
+                            .instantiate(&mut *store)?
+                            .masthead_plugin_segment_api()
+                            .call_configure(&mut *store, &call.config)?,
+                        KindPre::Targeter(pre) => pre
+                            .instantiate(&mut *store)?
+                            .masthead_plugin_target_api()
+                            .call_configure(&mut *store, &call.config)?,
+                        KindPre::OfferProvider(pre) => pre
+                            .instantiate(&mut *store)?
+                            .masthead_plugin_offer_api()
+                            .call_configure(&mut *store, &call.config)?,
+                    };
+                    Ok(answer.map(|()| Vec::<Result<(), String>>::new()))
+                },
+                |()| 0,
+            )
+        })
+        .await
+        .map(|report| report.stats)
+    }
+}

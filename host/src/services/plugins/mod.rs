@@ -24,7 +24,7 @@ use crate::domain::plugin::{
     CheckedManifest, Limits, Manifest, PluginKind, RequestedLimits, Setting, SettingValue,
 };
 use crate::runtime::bindings::wit;
-use crate::runtime::{Failure, Invocation, PluginRuntime, Prepared, Report};
+use crate::runtime::{Cause, Failure, Invocation, PluginRuntime, Prepared, Report};
 use crate::store::{
     NewPluginVersion, PluginEvent, PluginFailureRecord, PluginRecord, PluginStateChange,
     PluginVersionRecord, Store, StoreError,
@@ -310,16 +310,35 @@ impl Plugins {
             .find(|v| Some(&v.version) == wanted.as_ref())
         else {
             let known: Vec<_> = versions.iter().map(|v| v.version.as_str()).collect();
+            let message = match wanted {
+                Some(wanted) => format!(
+                    "plugin {id} has no version {wanted}; uploaded: {}",
+                    known.join(", ")
+                ),
+                None => format!("plugin {id} has no version yet; upload one first"),
+            };
+            return Err(ServiceError::Invalid(FieldErrors::single(
+                "version", message,
+            )));
+        };
+        // A version that cannot be prepared on this host must not go live, nor one whose
+        // schema does not take the stored configuration: each of its calls would fail.
+        let loaded = self.load(id, version).await?;
+        if let Err(errors) = loaded.checked.manifest.resolve_config(&plugin.config) {
+            let wrong: Vec<_> = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect();
             return Err(ServiceError::Invalid(FieldErrors::single(
                 "version",
                 format!(
-                    "plugin {id} has no version {wanted:?}; uploaded: {}",
-                    known.join(", ")
+                    "version {} does not take the configuration set ({}); change it with \
+                     PUT /api/v1/plugins/{id}/config first",
+                    version.version,
+                    wrong.join("; ")
                 ),
             )));
-        };
-        // A version that cannot be prepared on this host must not go live.
-        self.load(id, version).await?;
+        }
         let action = match &plugin.active_version {
             Some(active) if *active != version.version => "switched version",
             _ => "enabled",
@@ -378,7 +397,8 @@ impl Plugins {
     }
 
     /// Replaces the installation's configuration overrides, checked against the schema of the
-    /// active (or latest) version.
+    /// version that would run (the active one, or the latest) and then by that version's own
+    /// `configure`: a configuration it refuses would fail every call and trip the breaker.
     pub async fn configure(
         &self,
         caller: &Caller,
@@ -387,16 +407,18 @@ impl Plugins {
     ) -> ServiceResult<PluginDetail> {
         let plugin = self.get(id).await?;
         let versions = self.store.plugin_versions(id).await?;
-        let schema_of = plugin
+        let would_run = plugin
             .active_version
             .as_ref()
             .and_then(|a| versions.iter().find(|v| v.version == *a))
             .or(versions.last())
             .ok_or_else(|| ServiceError::NotFound(format!("plugin {id} has no versions")))?;
-        schema_of
+        let resolved = would_run
             .manifest
             .resolve_config(&overrides)
             .map_err(ServiceError::Invalid)?;
+        let loaded = self.load(id, would_run).await?;
+        self.try_configuration(&loaded, resolved).await?;
         let keys: Vec<_> = overrides.keys().cloned().collect();
         let event = self.event(
             caller,
@@ -458,15 +480,7 @@ impl Plugins {
             .manifest
             .resolve_config(&record.config)
             .map_err(ServiceError::Invalid)?;
-        let invocation = Invocation {
-            plugin: Arc::clone(&version.prepared),
-            limits: version.checked.limits,
-            config: config
-                .into_iter()
-                .map(|(k, v)| (k, config_value(v)))
-                .collect(),
-            now_secs: view::ViewBuilder::now_secs(self.clock.now()),
-        };
+        let invocation = self.invocation(&version, config);
         Ok(Active {
             record,
             version,
@@ -538,6 +552,59 @@ impl Plugins {
         };
         if let Err(e) = result {
             tracing::error!(plugin = %id, error = %e, "could not record the plugin's outcome");
+        }
+    }
+
+    fn invocation(
+        &self,
+        version: &LoadedVersion,
+        config: Vec<(String, SettingValue)>,
+    ) -> Invocation {
+        Invocation {
+            plugin: Arc::clone(&version.prepared),
+            limits: version.checked.limits,
+            config: config
+                .into_iter()
+                .map(|(k, v)| (k, config_value(v)))
+                .collect(),
+            now_secs: view::ViewBuilder::now_secs(self.clock.now()),
+        }
+    }
+
+    /// Asks `version`'s own `configure` whether it takes `config`; a refusal is the caller's
+    /// to fix and carries the plugin's message. Nothing is recorded against the plugin: this
+    /// is a trial, not a call.
+    async fn try_configuration(
+        &self,
+        version: &LoadedVersion,
+        config: Vec<(String, SettingValue)>,
+    ) -> ServiceResult<()> {
+        let failure = match self
+            .runtime
+            .configure(self.invocation(version, config))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(failure) => failure,
+        };
+        let number = &version.stored.version;
+        let message = capped(&failure.message, MAX_PLUGIN_MESSAGE_CHARS);
+        match failure.cause {
+            Cause::Host => Err(ServiceError::Conflict(format!(
+                "the configuration could not be tried on version {number} now ({message}); \
+                 nothing was changed, try again"
+            ))),
+            Cause::Configure => Err(ServiceError::Invalid(FieldErrors::single(
+                "config",
+                format!("version {number} refuses it: {message}"),
+            ))),
+            cause => Err(ServiceError::Invalid(FieldErrors::single(
+                "config",
+                format!(
+                    "version {number} failed while reading it ({}): {message}",
+                    cause.as_str()
+                ),
+            ))),
         }
     }
 
@@ -617,6 +684,17 @@ impl Plugins {
             actor: caller.actor.name.clone(),
             at: self.clock.now(),
         }
+    }
+}
+
+/// How much of a plugin's own text an answer repeats: enough to act on, never a flood.
+const MAX_PLUGIN_MESSAGE_CHARS: usize = 500;
+
+/// `text` cut to at most `max` characters, saying so when it was cut.
+fn capped(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{} (cut at {max} characters)", &text[..end]),
     }
 }
 

@@ -228,7 +228,7 @@ impl Offers {
                 choice.plugin, failed.cause, failed.message
             ),
             None => format!(
-                "{} makes no offer {:?} to this reader today; GET \
+                "{} makes no offer \"{}\" to this reader today; GET \
                  /api/v1/subscribers/{number}/offers shows the current ones",
                 choice.plugin, choice.code
             ),
