@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod clubs;
 mod complaints;
+mod contract;
 mod demo;
 mod duplicates;
 mod helpers;

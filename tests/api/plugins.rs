@@ -614,9 +614,9 @@ async fn a_segmenter_refreshes_segments_over_every_reader_in_batches() {
                 .json()
                 .await
                 .expect("json");
-            page["members"]
+            page["items"]
                 .as_array()
-                .expect("members")
+                .expect("items")
                 .iter()
                 .map(|m| m["number"].as_str().unwrap_or("").to_string())
                 .collect::<Vec<_>>()
@@ -642,7 +642,7 @@ async fn a_segmenter_refreshes_segments_over_every_reader_in_batches() {
         .json()
         .await
         .expect("json");
-    assert_eq!(page["next"], Value::Null);
+    assert_eq!(page["next_cursor"], Value::Null);
 
     // Bad definitions, and a refresh of a disabled plugin.
     let dup = app

@@ -173,7 +173,7 @@ async fn the_timeline_shows_everything_in_order_filtered_and_paged() {
             &app.staff,
         )
         .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::BAD_REQUEST,
     )
     .await;
     problem(

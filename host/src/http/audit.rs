@@ -2,14 +2,15 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{AdminOnly, ApiQuery, Auth};
+use super::page::{self, Page};
 use crate::domain::SubscriberNumber;
 use crate::store::{AuditFilter, AuditRecord};
 
@@ -18,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     /// Only entries about this subscriber number.
@@ -25,15 +27,10 @@ struct AuditQuery {
     /// Only this action, e.g. `subscriber.read`.
     action: Option<String>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
-    cursor: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-struct AuditPage {
-    items: Vec<AuditRecord>,
-    next_cursor: Option<i64>,
+    cursor: Option<String>,
 }
 
 /// Audit entries, newest first (by when they happened; reads are written within 20 ms).
@@ -44,7 +41,7 @@ struct AuditPage {
     params(AuditQuery),
     security(("api_key" = ["admin"])),
     responses(
-        (status = 200, body = AuditPage),
+        (status = 200, body = Page<AuditRecord>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -52,7 +49,7 @@ async fn list_audit(
     State(state): State<AppState>,
     _: Auth<AdminOnly>,
     ApiQuery(query): ApiQuery<AuditQuery>,
-) -> ApiResult<Json<AuditPage>> {
+) -> ApiResult<Json<Page<AuditRecord>>> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -72,12 +69,12 @@ async fn list_audit(
         .list_audit(&AuditFilter {
             subscriber,
             action: query.action,
-            before: query.cursor,
+            before: page::decode_opt("audit", query.cursor.as_deref())?,
             limit,
         })
         .await?;
-    let next_cursor = (items.len() as i64 == limit)
+    let next = (items.len() as i64 == limit)
         .then(|| items.last().map(|r| r.id))
         .flatten();
-    Ok(Json(AuditPage { items, next_cursor }))
+    Ok(Json(Page::new("audit", items, next)))
 }

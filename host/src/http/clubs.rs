@@ -2,7 +2,7 @@
 //! tiers, history and overrides.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -11,8 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{AdminOnly, ApiJson, ApiQuery, Auth, IfMatch, Number, StaffOrAdmin};
+use super::error::{ApiError, ApiResult, PROBLEM, Problem};
+use super::extract::{AdminOnly, ApiJson, ApiPath, ApiQuery, Auth, IfMatch, Number, StaffOrAdmin};
 use crate::domain::SubscriberNumber;
 use crate::domain::club::ClubDraft;
 use crate::services::clubs::report::ClubReport;
@@ -29,8 +29,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reader_clubs))
         .routes(routes!(set_override, end_override))
 }
-
-const PROBLEM: &str = "application/problem+json";
 
 /// Parses `(number, code)` path segments.
 fn number_and_code((number, code): (String, String)) -> ApiResult<(SubscriberNumber, String)> {
@@ -91,7 +89,7 @@ async fn list_clubs(
 async fn get_club(
     State(state): State<AppState>,
     _auth: Auth<StaffOrAdmin>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> ApiResult<Json<ClubView>> {
     Ok(Json(state.clubs.get(&code).await?))
 }
@@ -116,7 +114,7 @@ async fn get_club(
 async fn update_club(
     State(state): State<AppState>,
     auth: Auth<AdminOnly>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     IfMatch(version): IfMatch,
     ApiJson(draft): ApiJson<ClubDraft>,
 ) -> ApiResult<Json<ClubView>> {
@@ -145,7 +143,7 @@ async fn update_club(
 async fn start_recompute(
     State(state): State<AppState>,
     auth: Auth<AdminOnly>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<RecomputeRecord>)> {
     let job = state.clubs.start_recompute(&auth.caller, &code).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
@@ -166,7 +164,7 @@ async fn start_recompute(
 async fn list_recomputes(
     State(state): State<AppState>,
     _auth: Auth<StaffOrAdmin>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> ApiResult<Json<Vec<RecomputeRecord>>> {
     Ok(Json(state.clubs.recomputes(&code).await?))
 }
@@ -185,7 +183,7 @@ async fn list_recomputes(
 async fn get_recompute(
     State(state): State<AppState>,
     _auth: Auth<StaffOrAdmin>,
-    Path((code, id)): Path<(String, String)>,
+    ApiPath((code, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<RecomputeRecord>> {
     let id = id.parse().map_err(|_| {
         ApiError::bad_request("invalid-path", format!("`{id}` is not a recomputation id"))
@@ -194,6 +192,7 @@ async fn get_recompute(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ReportQuery {
     /// First day of the period.
@@ -220,7 +219,7 @@ struct ReportQuery {
 async fn report(
     State(state): State<AppState>,
     _auth: Auth<StaffOrAdmin>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiQuery(query): ApiQuery<ReportQuery>,
 ) -> ApiResult<Json<ClubReport>> {
     Ok(Json(state.clubs.report(&code, query.from, query.to).await?))
@@ -267,7 +266,7 @@ async fn reader_clubs(
 async fn set_override(
     State(state): State<AppState>,
     auth: Auth<StaffOrAdmin>,
-    Path(path): Path<(String, String)>,
+    ApiPath(path): ApiPath<(String, String)>,
     ApiJson(request): ApiJson<OverrideRequest>,
 ) -> ApiResult<Json<ReaderClubs>> {
     let (number, code) = number_and_code(path)?;
@@ -289,12 +288,13 @@ async fn set_override(
     responses(
         (status = 200, body = ReaderClubs),
         (status = 404, body = Problem, content_type = PROBLEM),
+        (status = 409, body = Problem, content_type = PROBLEM, description = "The subscriber was erased"),
     )
 )]
 async fn end_override(
     State(state): State<AppState>,
     auth: Auth<StaffOrAdmin>,
-    Path(path): Path<(String, String)>,
+    ApiPath(path): ApiPath<(String, String)>,
 ) -> ApiResult<Json<ReaderClubs>> {
     let (number, code) = number_and_code(path)?;
     Ok(Json(

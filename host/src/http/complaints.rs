@@ -5,14 +5,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, PROBLEM, Problem};
 use super::extract::{ApiJson, ApiQuery, Auth, Id, StaffOrAdmin};
+use super::page::{self, Page};
 use crate::domain::SubscriberNumber;
 use crate::domain::interaction::{Category, Interaction, Kind, State as Stage};
 use crate::services::complaints::report::ComplaintReport;
@@ -28,8 +29,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(report))
         .routes(routes!(policy))
 }
-
-const PROBLEM: &str = "application/problem+json";
 
 /// Logs a contact with a reader: a complaint, question, suggestion or praise. Complaints
 /// and questions get their response and resolution due times from the configured targets,
@@ -58,6 +57,7 @@ async fn open_interaction(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     /// Only this subscriber's.
@@ -68,15 +68,10 @@ struct ListQuery {
     category: Option<Category>,
     kind: Option<Kind>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
-    cursor: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-struct InteractionPage {
-    items: Vec<Interaction>,
-    next_cursor: Option<i64>,
+    cursor: Option<String>,
 }
 
 /// Interactions, newest first, filtered by subscriber, state, owner, category or kind.
@@ -87,7 +82,7 @@ struct InteractionPage {
     params(ListQuery),
     security(("api_key" = ["admin", "staff"])),
     responses(
-        (status = 200, body = InteractionPage),
+        (status = 200, body = Page<Interaction>),
         (status = 400, body = Problem, content_type = PROBLEM),
     )
 )]
@@ -95,7 +90,7 @@ async fn list_interactions(
     State(state): State<AppState>,
     auth: Auth<StaffOrAdmin>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Json<InteractionPage>> {
+) -> ApiResult<Json<Page<Interaction>>> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -114,14 +109,14 @@ async fn list_interactions(
         owner: query.owner,
         category: query.category,
         kind: query.kind,
-        before: query.cursor,
+        before: page::decode_opt("interactions", query.cursor.as_deref())?,
         limit,
     };
     let items = state.complaints.list(&auth.caller, &filter).await?;
-    let next_cursor = (items.len() as i64 == limit)
+    let next = (items.len() as i64 == limit)
         .then(|| items.last().map(|i| i.id))
         .flatten();
-    Ok(Json(InteractionPage { items, next_cursor }))
+    Ok(Json(Page::new("interactions", items, next)))
 }
 
 /// One interaction with its due times, every step (who, when) and its compensations.
@@ -175,6 +170,7 @@ async fn add_step(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct QueueQuery {
     /// Only those owned by this staff member.
@@ -183,6 +179,7 @@ struct QueueQuery {
     /// Also list those due within this many minutes (default: `complaints.due_soon_minutes`).
     within_minutes: Option<u32>,
     /// At most this many, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -228,6 +225,7 @@ async fn queue(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ReportQuery {
     /// First day of the period (in the desk's time zone).

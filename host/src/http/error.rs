@@ -9,6 +9,9 @@ use crate::domain::{FieldError, FieldErrors, SubscriberNumberError};
 use crate::services::{DuplicateCandidate, ServiceError};
 use crate::store::StoreError;
 
+/// The content type of every problem.
+pub const PROBLEM: &str = "application/problem+json";
+
 /// An `application/problem+json` body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
@@ -197,10 +200,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = (this.status, axum::Json(problem)).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM));
         if this.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

@@ -1,17 +1,18 @@
 //! Club events over HTTP: planning, invitations, answers with the waitlist, and check-in.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, ApiQuery, Auth, Id, OptionalJson, StaffOrAdmin};
+use super::error::{ApiError, ApiResult, PROBLEM, Problem};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Auth, Id, OptionalJson, StaffOrAdmin};
+use super::page::{self, Page};
 use crate::domain::SubscriberNumber;
 use crate::domain::club::event::{EventDraft, InvitationState};
 use crate::services::clubs::events::{
@@ -27,8 +28,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(answer))
         .routes(routes!(check_in))
 }
-
-const PROBLEM: &str = "application/problem+json";
 
 /// Parses `(event id, subscriber number)` path segments.
 fn event_and_number((id, number): (String, String)) -> ApiResult<(i64, SubscriberNumber)> {
@@ -56,7 +55,7 @@ fn event_and_number((id, number): (String, String)) -> ApiResult<(i64, Subscribe
 async fn create_event(
     State(state): State<AppState>,
     auth: Auth<StaffOrAdmin>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(draft): ApiJson<EventDraft>,
 ) -> ApiResult<(StatusCode, Json<EventRecord>)> {
     let event = state.events.create(&auth.caller, &code, draft).await?;
@@ -64,6 +63,7 @@ async fn create_event(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EventsQuery {
     /// Events starting at or after this instant (default: now).
@@ -88,7 +88,7 @@ struct EventsQuery {
 async fn list_events(
     State(state): State<AppState>,
     _auth: Auth<StaffOrAdmin>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> ApiResult<Json<Vec<EventRecord>>> {
     Ok(Json(state.events.list(&code, query.from, query.to).await?))
@@ -139,19 +139,15 @@ async fn invite(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct InvitationsQuery {
     state: Option<InvitationState>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
-    cursor: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-struct InvitationPage {
-    items: Vec<InvitationView>,
-    next_cursor: Option<i64>,
+    cursor: Option<String>,
 }
 
 /// The invited readers, by subscriber number, optionally in one state.
@@ -162,7 +158,7 @@ struct InvitationPage {
     params(("id" = i64, Path), InvitationsQuery),
     security(("api_key" = ["admin", "staff"])),
     responses(
-        (status = 200, body = InvitationPage),
+        (status = 200, body = Page<InvitationView>),
         (status = 400, body = Problem, content_type = PROBLEM),
         (status = 404, body = Problem, content_type = PROBLEM),
     )
@@ -172,7 +168,7 @@ async fn list_invitations(
     _auth: Auth<StaffOrAdmin>,
     Id(id): Id,
     ApiQuery(query): ApiQuery<InvitationsQuery>,
-) -> ApiResult<Json<InvitationPage>> {
+) -> ApiResult<Json<Page<InvitationView>>> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -180,14 +176,15 @@ async fn list_invitations(
             "limit must be between 1 and 1000",
         ));
     }
+    let after = page::decode_opt("invitations", query.cursor.as_deref())?;
     let items = state
         .events
-        .invitations(id, query.state, query.cursor.unwrap_or(0), limit)
+        .invitations(id, query.state, after.unwrap_or(0), limit)
         .await?;
-    let next_cursor = (items.len() as i64 == limit)
+    let next = (items.len() as i64 == limit)
         .then(|| items.last().map(|i| i.subscriber.sequence()))
         .flatten();
-    Ok(Json(InvitationPage { items, next_cursor }))
+    Ok(Json(Page::new("invitations", items, next)))
 }
 
 /// Records the reader's answer. Yes takes a free place, or a place on the waitlist when the
@@ -210,7 +207,7 @@ async fn list_invitations(
 async fn answer(
     State(state): State<AppState>,
     auth: Auth<StaffOrAdmin>,
-    Path(path): Path<(String, String)>,
+    ApiPath(path): ApiPath<(String, String)>,
     ApiJson(request): ApiJson<AnswerRequest>,
 ) -> ApiResult<Json<AnswerView>> {
     let (id, number) = event_and_number(path)?;
@@ -238,7 +235,7 @@ async fn answer(
 async fn check_in(
     State(state): State<AppState>,
     auth: Auth<StaffOrAdmin>,
-    Path(path): Path<(String, String)>,
+    ApiPath(path): ApiPath<(String, String)>,
 ) -> ApiResult<Json<InvitationView>> {
     let (id, number) = event_and_number(path)?;
     Ok(Json(state.events.check_in(&auth.caller, id, number).await?))

@@ -90,6 +90,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// Path parameters with problem+json rejections.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|e| ApiError::bad_request("invalid-path", e.body_text()))
+    }
+}
+
 /// The `{number}` path segment, checked digit and all.
 pub struct Number(pub SubscriberNumber);
 
@@ -206,9 +220,16 @@ impl<R: Roles> FromRequestParts<AppState> for Auth<R> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
+        let mut sent = parts.headers.get_all(header::AUTHORIZATION).iter();
+        let first = sent.next();
+        if sent.next().is_some() {
+            // Proxies and servers disagree on which of two to honour; honour neither.
+            return Err(ApiError::bad_request(
+                "duplicate-authorization",
+                "send one `Authorization` header; this request has several",
+            ));
+        }
+        let token = first
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)

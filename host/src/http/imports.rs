@@ -33,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ImportQuery {
     /// Check and match every row, write nothing.
@@ -55,7 +56,7 @@ struct ImportAnswer {
     path = "/api/v1/imports/subscribers",
     tag = "imports",
     params(ImportQuery),
-    request_body(content = String, content_type = "text/csv"),
+    request_body(content = Option<String>, content_type = "text/csv", description = "The CSV; an empty body imports nothing"),
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, body = ImportAnswer),
@@ -78,7 +79,7 @@ async fn import_subscribers(
     path = "/api/v1/imports/terms",
     tag = "imports",
     params(ImportQuery),
-    request_body(content = String, content_type = "text/csv"),
+    request_body(content = Option<String>, content_type = "text/csv", description = "The CSV; an empty body imports nothing"),
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, body = ImportAnswer),

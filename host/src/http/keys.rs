@@ -1,7 +1,7 @@
 //! API keys (admin) and the caller's own identity (any role).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{AdminOnly, AnyRole, ApiJson, Auth};
+use super::extract::{AdminOnly, AnyRole, ApiJson, Auth, Id};
 use crate::domain::{FieldErrors, Role};
 use crate::services::keys;
 use crate::services::subscribers::Caller;
@@ -101,7 +101,7 @@ async fn list_keys(
 async fn revoke_key(
     State(state): State<AppState>,
     auth: Auth<AdminOnly>,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<Json<ApiKey>> {
     let keys = state.store.list_api_keys().await?;
     let key = keys

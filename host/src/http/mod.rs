@@ -5,6 +5,7 @@ mod audit;
 mod campaigns;
 mod clubs;
 mod complaints;
+mod document;
 pub mod error;
 mod events;
 pub mod extract;
@@ -12,6 +13,7 @@ mod health;
 mod imports;
 mod keys;
 mod offers;
+mod page;
 mod plugins;
 mod publications;
 mod search;
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -156,7 +158,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .layer(timeout(limits.request_timeout))
         .merge(imports)
         .split_for_parts();
-    let api = Arc::new(api);
+    let api = Arc::new(document::finish(api));
     let request_id = HeaderName::from_static("x-request-id");
     routes
         .route(
@@ -169,6 +171,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route_layer(middleware::from_fn(track_metrics))
         .fallback(|| async { error::ApiError::not_found("no such route; see /api/v1/openapi.json") })
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(middleware::from_fn(refuse_long_uri))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // The path only: query strings can hold names typed into the search box.
@@ -181,6 +184,25 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Refuses a request target longer than the document promises to read, as a problem. The
+/// connection layer has its own, higher limit (64 KiB), past which it answers 414 itself.
+async fn refuse_long_uri(req: Request, next: Next) -> Response {
+    let length = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if length > document::MAX_URI_BYTES {
+        return error::ApiError::with_status(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "URI too long",
+            format!(
+                "the path and query are {length} bytes; this service reads at most {}",
+                document::MAX_URI_BYTES
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 async fn track_metrics(req: Request, next: Next) -> Response {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::multipart::Multipart;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{AdminOnly, ApiJson, ApiQuery, Auth, OptionalJson, StaffOrAdmin};
+use super::extract::{AdminOnly, ApiJson, ApiPath, ApiQuery, Auth, OptionalJson, StaffOrAdmin};
 use crate::domain::plugin::SettingValue;
 use crate::services::plugins::{DisableRequest, EnableRequest, PluginDetail, PluginView, Upload};
 
@@ -29,6 +29,7 @@ pub fn router(max_component_bytes: usize) -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct UploadQuery {
     /// Grants the `pii` permission the manifest asks for: the plugin then sees contact
@@ -156,7 +157,7 @@ async fn list_plugins(
 async fn get_plugin(
     State(state): State<AppState>,
     _auth: Auth<StaffOrAdmin>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PluginDetail>> {
     Ok(Json(state.plugins.show(&id).await?))
 }
@@ -177,7 +178,7 @@ async fn get_plugin(
 async fn delete_plugin(
     State(state): State<AppState>,
     auth: Auth<AdminOnly>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.plugins.delete(&auth.caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -201,7 +202,7 @@ async fn delete_plugin(
 async fn enable_plugin(
     State(state): State<AppState>,
     auth: Auth<AdminOnly>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     OptionalJson(request): OptionalJson<EnableRequest>,
 ) -> ApiResult<Json<PluginDetail>> {
     Ok(Json(
@@ -226,7 +227,7 @@ async fn enable_plugin(
 async fn disable_plugin(
     State(state): State<AppState>,
     auth: Auth<AdminOnly>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<DisableRequest>,
 ) -> ApiResult<Json<PluginDetail>> {
     Ok(Json(
@@ -254,7 +255,7 @@ async fn disable_plugin(
 async fn configure_plugin(
     State(state): State<AppState>,
     auth: Auth<AdminOnly>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(config): ApiJson<BTreeMap<String, SettingValue>>,
 ) -> ApiResult<Json<PluginDetail>> {
     Ok(Json(

@@ -17,12 +17,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SearchQuery {
     /// What was typed: a number (with or without check digit), a name or its beginning,
     /// an email, a phone number or a postal code.
     q: String,
     /// At most this many results, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
 }
 

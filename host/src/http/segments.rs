@@ -1,7 +1,7 @@
 //! Segments defined by segmenter plugins, their background refreshes, and their members.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -10,9 +10,10 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{AdminOnly, ApiJson, ApiQuery, Auth, StaffOrAdmin};
-use crate::services::plugins::segments::{MembersPage, SegmentDraft, SegmentView};
-use crate::store::RefreshRecord;
+use super::extract::{AdminOnly, ApiJson, ApiPath, ApiQuery, Auth, StaffOrAdmin};
+use super::page::{self, Page};
+use crate::services::plugins::segments::{SegmentDraft, SegmentView};
+use crate::store::{RefreshRecord, SubscriberSummary};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -73,7 +74,7 @@ async fn list_segments(
 async fn get_segment(
     State(state): State<AppState>,
     _auth: Auth<StaffOrAdmin>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<SegmentView>> {
     Ok(Json(state.segments.get(&name).await?))
 }
@@ -92,7 +93,7 @@ async fn get_segment(
 async fn delete_segment(
     State(state): State<AppState>,
     _auth: Auth<AdminOnly>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.segments.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -115,18 +116,20 @@ async fn delete_segment(
 async fn refresh_segment(
     State(state): State<AppState>,
     auth: Auth<StaffOrAdmin>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<RefreshRecord>)> {
     let job = state.segments.refresh(&auth.caller, &name).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct MembersQuery {
-    /// The `next` cursor of the previous page.
-    after: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -138,7 +141,7 @@ struct MembersQuery {
     params(("name" = String, Path, description = "Segment name"), MembersQuery),
     security(("api_key" = ["admin", "staff"])),
     responses(
-        (status = 200, body = MembersPage),
+        (status = 200, body = Page<SubscriberSummary>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     )
@@ -146,22 +149,17 @@ struct MembersQuery {
 async fn segment_members(
     State(state): State<AppState>,
     _auth: Auth<StaffOrAdmin>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<MembersQuery>,
-) -> ApiResult<Json<MembersPage>> {
-    let after = match query.after {
-        None => None,
-        Some(a) => Some(a.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(
-                "cursor",
-                "`after` must be the `next` value of a previous page",
-            )
-        })?),
-    };
-    Ok(Json(
-        state
-            .segments
-            .members(&name, after, query.limit.unwrap_or(100))
-            .await?,
-    ))
+) -> ApiResult<Json<Page<SubscriberSummary>>> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid-query",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let after = page::decode_opt("members", query.cursor.as_deref())?;
+    let members = state.segments.members(&name, after, limit).await?;
+    Ok(Json(Page::new("members", members.members, members.next)))
 }

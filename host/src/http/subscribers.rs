@@ -4,9 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,6 +14,7 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{
     AdminOnly, ApiJson, ApiQuery, Auth, IfMatch, Number, OptionalIfMatch, StaffOrAdmin,
 };
+use super::page::{self, Page};
 use crate::domain::subscriber::{ProfilePatch, RelationshipLevel, SubscriberKind};
 use crate::domain::{
     ConsentChange, ConsentEvent, ProfileDraft, SubscriberNumber, SubscriberStatus,
@@ -33,16 +32,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(export_subscriber))
 }
 
-/// A new subscriber: the profile fields plus the consents given at sign-up.
+/// A new subscriber: the profile fields, flat, plus the consents given at sign-up.
 #[derive(ToSchema)]
 #[allow(dead_code)] // Describes the body for OpenAPI; the handler splits it by hand.
+#[serde(deny_unknown_fields)] // As the handler: it refuses fields it does not know.
 struct NewSubscriberRequest {
-    #[schema(inline)]
+    #[serde(flatten)]
     profile: ProfileDraft,
+    #[serde(default)]
     consents: Vec<ConsentChange>,
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CreateQuery {
     /// Create even though the reader looks like an existing subscriber.
@@ -106,6 +108,7 @@ fn split_new_subscriber(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     status: Option<SubscriberStatus>,
@@ -116,16 +119,10 @@ struct ListQuery {
     postal_code: Option<String>,
     region: Option<String>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-struct SubscriberPage {
-    items: Vec<SubscriberSummary>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    next_cursor: Option<String>,
 }
 
 /// Lists subscribers in number order, filtered, a page at a time.
@@ -136,7 +133,7 @@ struct SubscriberPage {
     params(ListQuery),
     security(("api_key" = ["admin", "staff"])),
     responses(
-        (status = 200, body = SubscriberPage),
+        (status = 200, body = Page<SubscriberSummary>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -144,7 +141,7 @@ async fn list_subscribers(
     State(state): State<AppState>,
     auth: Auth<StaffOrAdmin>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Json<SubscriberPage>> {
+) -> ApiResult<Json<Page<SubscriberSummary>>> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -152,7 +149,7 @@ async fn list_subscribers(
             "limit must be between 1 and 500",
         ));
     }
-    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let after = page::decode_opt("subscribers", query.cursor.as_deref())?;
     let filter = SubscriberFilter {
         status: query.status,
         kind: query.kind,
@@ -167,28 +164,10 @@ async fn list_subscribers(
         limit,
     };
     let items = state.registry.list(&auth.caller, &filter).await?;
-    let next_cursor = (items.len() as i64 == limit)
-        .then(|| items.last().map(|s| encode_cursor(s.number)))
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(|s| s.number.sequence()))
         .flatten();
-    Ok(Json(SubscriberPage { items, next_cursor }))
-}
-
-fn encode_cursor(last: SubscriberNumber) -> String {
-    URL_SAFE_NO_PAD.encode(format!("after:{}", last.sequence()))
-}
-
-fn decode_cursor(cursor: &str) -> ApiResult<i64> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("after:")?.parse().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid-cursor",
-                "the cursor is not one this API handed out; start again without it",
-            )
-        })
+    Ok(Json(Page::new("subscribers", items, next)))
 }
 
 /// The reader's whole card. A merged number answers 308 with the number that holds it now.
@@ -263,6 +242,7 @@ struct ConsentRequest {
     security(("api_key" = ["admin", "staff"])),
     responses(
         (status = 200, body = SubscriberCard),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "The subscriber was erased"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     )
 )]

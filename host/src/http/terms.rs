@@ -70,6 +70,7 @@ async fn renewal_history(
     responses(
         (status = 201, body = OrderView, description = "Created, or the earlier answer to the same key (`Idempotent-Replayed: true`)"),
         (status = 400, body = Problem, content_type = "application/problem+json", description = "Idempotency-Key missing"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "The subscriber was erased"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -104,7 +105,7 @@ async fn subscribe(
         ("number" = String, Path, description = NUMBER),
         ("Idempotency-Key" = String, Header, description = "A new random value per intended renewal"),
     ),
-    request_body(content = RenewalChanges, description = "Optional changes from last year"),
+    request_body(content = Option<RenewalChanges>, description = "Optional changes from last year"),
     security(("api_key" = ["admin", "staff"])),
     responses(
         (status = 201, body = OrderView, description = "Renewed, or the earlier answer to the same key (`Idempotent-Replayed: true`)"),
@@ -251,7 +252,7 @@ struct AutoRenewRun {
     post,
     path = "/api/v1/renewals/auto",
     tag = "renewals",
-    request_body(content = AutoRenewRun, description = "Optional window"),
+    request_body(content = Option<AutoRenewRun>, description = "Optional window"),
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, body = AutoRenewReport),

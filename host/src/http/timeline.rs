@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiQuery, Auth, Number, StaffOrAdmin};
+use super::page;
 use crate::services::timeline::{EntryKind, Timeline, TimelineQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -17,12 +18,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Query {
     /// Only these kinds, comma-separated: term, hold, cancellation, interaction,
     /// compensation, consent, profile, tier, event.
     kind: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -67,17 +70,21 @@ async fn timeline(
         .unwrap_or_default();
     // Profile changes are read from the audit log, which is written in batches.
     state.audit.flush().await;
-    let page = state
+    let mut timeline = state
         .timelines
         .timeline(
             &auth.caller,
             number,
             TimelineQuery {
                 kinds,
-                cursor: query.cursor,
+                cursor: page::decode_opt("timeline", query.cursor.as_deref())?,
                 limit,
             },
         )
         .await?;
-    Ok(Json(page))
+    // The service's key is readable; clients get it opaque, like every other cursor.
+    timeline.next_cursor = timeline
+        .next_cursor
+        .map(|key| page::encode("timeline", key));
+    Ok(Json(timeline))
 }

@@ -51,11 +51,12 @@ pub struct SegmentView {
     pub refreshes: Vec<RefreshRecord>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// A page of members in number order.
+#[derive(Debug, Clone)]
 pub struct MembersPage {
     pub members: Vec<SubscriberSummary>,
-    /// Pass as `after` for the next page; absent on the last page.
-    pub next: Option<String>,
+    /// The sequence of the last member shown, when more follow.
+    pub next: Option<i64>,
 }
 
 pub struct Segments {
@@ -165,7 +166,7 @@ impl Segments {
             .await?;
         let next = if members.len() as i64 > limit {
             members.truncate(limit as usize);
-            members.last().map(|m| m.number.sequence().to_string())
+            members.last().map(|m| m.number.sequence())
         } else {
             None
         };
