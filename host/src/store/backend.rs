@@ -149,7 +149,8 @@ where
         + super::SegmentStore
         + super::InteractionStore
         + super::ClubStore
-        + super::EventStore,
+        + super::EventStore
+        + super::BackupStore,
 {
     fn backend(&self) -> &'static str {
         DB::SCHEME
