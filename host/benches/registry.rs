@@ -175,7 +175,8 @@ async fn load(store: &Arc<dyn Store>, count: u64, home: CountryCode) -> anyhow::
                 .map(|n| {
                     let profile = reader(n, &mut rng, home);
                     ImportedSubscriber {
-                        legacy_id: format!("bench-{n}"),
+                        number: None,
+                        legacy_id: Some(format!("bench-{n}")),
                         terms: search::terms_for(&profile),
                         profile,
                     }

@@ -56,9 +56,46 @@ impl Drop for TestDatabase {
     }
 }
 
+/// The PostgreSQL server the tests run on, when one is configured.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// A new, empty database (nothing migrated yet), dropped with the guard.
+pub struct EmptyDatabase {
+    pub url: String,
+    _database: TestDatabase,
+}
+
+/// An empty database of the backend the tests run on.
+pub async fn empty_database() -> EmptyDatabase {
+    let (url, database) = fresh_database().await;
+    EmptyDatabase {
+        url,
+        _database: database,
+    }
+}
+
+/// An empty SQLite database, whatever backend the tests run on.
+pub fn empty_sqlite_database() -> EmptyDatabase {
+    let (url, database) = fresh_sqlite();
+    EmptyDatabase {
+        url,
+        _database: database,
+    }
+}
+
+fn fresh_sqlite() -> (String, TestDatabase) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("masthead.db").display());
+    (url, TestDatabase::Sqlite(dir))
+}
+
 async fn fresh_database() -> (String, TestDatabase) {
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(server) if !server.is_empty() => {
+    match postgres_server() {
+        Some(server) => {
             assert!(
                 server.starts_with("postgres://") || server.starts_with("postgresql://"),
                 "TEST_DATABASE_URL must be a postgres:// URL, got {server}"
@@ -78,11 +115,7 @@ async fn fresh_database() -> (String, TestDatabase) {
                 TestDatabase::Postgres { server, name },
             )
         }
-        _ => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite://{}", dir.path().join("masthead.db").display());
-            (url, TestDatabase::Sqlite(dir))
-        }
+        None => fresh_sqlite(),
     }
 }
 

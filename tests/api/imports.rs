@@ -3,10 +3,11 @@
 
 use clap::Parser;
 use masthead::cli::{self, Cli};
+use masthead::domain::SubscriberNumber;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, problem, spawn_app};
+use crate::helpers::{TestApp, person, problem, spawn_app};
 
 const SUBSCRIBERS: &str = include_str!("../../examples/circulation/subscribers.csv");
 const TERMS: &str = include_str!("../../examples/circulation/terms.csv");
@@ -146,6 +147,98 @@ async fn import_then_export_then_import_again_changes_nothing() {
     assert_eq!(again_terms["report"]["unchanged"], 5);
     assert_eq!(download(&app, "subscribers").await, readers);
     assert_eq!(download(&app, "terms").await, terms);
+}
+
+#[tokio::test]
+async fn an_export_imported_into_a_new_database_keeps_every_number() {
+    // Arrange: readers from the file and over the API, with a gap in the numbers where a
+    // duplicate was merged away.
+    let old = spawn_app().await;
+    catalogue(&old).await;
+    upload(&old, "subscribers", SUBSCRIBERS, false).await;
+    upload(&old, "terms", TERMS, false).await;
+    let kept = old.create(person("Ada", "Walk-in")).await;
+    let duplicate = old.create(person("Ada", "Walkin")).await;
+    let last = old.create(person("Bea", "Late")).await;
+    let merged = old
+        .post(
+            &format!(
+                "/api/v1/subscribers/{}/merge",
+                kept["number"].as_str().expect("n")
+            ),
+            &old.staff,
+            &json!({ "source": duplicate["number"] }),
+        )
+        .await;
+    assert_eq!(merged.status(), StatusCode::OK);
+    let readers = download(&old, "subscribers").await;
+    let terms = download(&old, "terms").await;
+    assert_eq!(readers.lines().count(), 7, "{readers}");
+
+    // Act: the export goes into a new database that knows only the titles.
+    let new = spawn_app().await;
+    catalogue(&new).await;
+    let loaded = upload(&new, "subscribers", &readers, false).await;
+    let loaded_terms = upload(&new, "terms", &terms, false).await;
+
+    // Assert: every reader under the same number, every term, nothing refused.
+    assert_eq!(loaded["report"]["created"], 6, "{loaded}");
+    assert_eq!(loaded["report"]["rejected"], 0, "{loaded}");
+    assert_eq!(loaded_terms["report"]["created"], 5, "{loaded_terms}");
+    assert_eq!(download(&new, "subscribers").await, readers);
+    assert_eq!(download(&new, "terms").await, terms);
+    assert_eq!(
+        new.card(last["number"].as_str().expect("n")).await["family_name"],
+        "Late"
+    );
+    let missing = new
+        .get(
+            &format!(
+                "/api/v1/subscribers/{}",
+                duplicate["number"].as_str().expect("n")
+            ),
+            &new.staff,
+        )
+        .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    // Numbering goes on after the highest number loaded.
+    let next = new.create(person("Cy", "Next")).await;
+    let sequence = |card: &Value| {
+        let n = card["number"].as_str().expect("n");
+        n[..n.len() - 1].parse::<i64>().expect("digits")
+    };
+    assert_eq!(sequence(&next), sequence(&last) + 1);
+    // The same export again matches every reader; a number given twice or with a wrong
+    // check digit is refused with its line.
+    let again = upload(&new, "subscribers", &readers, false).await;
+    assert_eq!(again["report"]["matched"], 6, "{again}");
+    let header = readers.lines().next().expect("header");
+    let free = SubscriberNumber::from_sequence(sequence(&next) + 1).to_string();
+    let typo = SubscriberNumber::from_sequence(sequence(&next) + 2);
+    let wrong_digit = format!("{}{}", typo.sequence(), (typo.check_digit() + 1) % 10);
+    let file = format!(
+        "{header}\n{free},,person,Dee,Twice,,,,,,,,,\n{free},,person,Dee,Again,,,,,,,,,\n\
+         {wrong_digit},,person,Eve,Typo,,,,,,,,,\n"
+    );
+    let report = upload(&new, "subscribers", &file, false).await;
+    assert_eq!(report["report"]["created"], 1, "{report}");
+    assert_eq!(report["rejections"][0]["line"], 3, "{report}");
+    let reason = report["rejections"][0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains(&format!(
+            "subscriber number {free} was already given on line 2"
+        )),
+        "{reason}"
+    );
+    assert_eq!(report["rejections"][1]["line"], 4, "{report}");
+    assert!(
+        report["rejections"][1]["reason"]
+            .as_str()
+            .expect("reason")
+            .starts_with("number:"),
+        "{report}"
+    );
+    assert_eq!(new.card(&free).await["family_name"], "Twice");
 }
 
 #[tokio::test]

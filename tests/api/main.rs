@@ -2,6 +2,7 @@
 //! `TEST_DATABASE_URL`) PostgreSQL.
 
 mod auth;
+mod backup;
 mod cli;
 mod clubs;
 mod complaints;

@@ -267,6 +267,113 @@ async fn renewal_with_same_idempotency_key_creates_one_term() {
     assert_eq!(body["type"], "urn:masthead:problem:idempotency-key-reused");
 }
 
+/// Sends `body` exactly as written, so that its layout is what the test says it is.
+async fn send_raw(app: &TestApp, path: &str, key: &str, body: &str) -> Response {
+    app.request(Method::POST, path, &app.staff)
+        .header("Idempotency-Key", key)
+        .header("Content-Type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn a_retry_with_its_json_laid_out_differently_replays_the_order() {
+    // Arrange: a reader and one subscription placed under a key.
+    let app = spawn_app().await;
+    publication(&app, "DAILY", &[("2024-01-01", 20_000)]).await;
+    let number = reader(&app, "Layout").await;
+    app.set_today("2024-06-01");
+    let terms = format!("/api/v1/subscribers/{number}/terms");
+    let first = send_raw(
+        &app,
+        &terms,
+        "layout-key",
+        r#"{"publication":"DAILY","format":"print","months":12,"start":"2024-06-01",
+            "channel":"phone","payment_method":"direct_debit",
+            "discounts":[{"percent":10,"reason":"loyal"}]}"#,
+    )
+    .await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.expect("json");
+
+    // Act: the same request with its keys in another order, other whitespace, and a number
+    // spelt with a decimal point.
+    let retry = send_raw(
+        &app,
+        &terms,
+        "layout-key",
+        "{ \"payment_method\" : \"direct_debit\", \"channel\": \"phone\",\n\t\"start\": \"2024-06-01\",\
+         \"discounts\": [ { \"reason\": \"loyal\", \"percent\": 10.0 } ],\
+         \"months\": 12, \"format\": \"print\", \"publication\": \"DAILY\" }",
+    )
+    .await;
+
+    // Assert: the first order comes back, and nothing new was written.
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert_eq!(
+        retry
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    let retry: Value = retry.json().await.expect("json");
+    assert_eq!(retry["id"], first["id"]);
+    let history = history(&app, &number).await;
+    assert_eq!(
+        history["titles"][0]["terms"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // A different body under the same key is refused, and so is the key on another route.
+    let other = send_raw(
+        &app,
+        &terms,
+        "layout-key",
+        r#"{"publication":"DAILY","format":"print","months":6,"start":"2024-06-01",
+            "channel":"phone","payment_method":"direct_debit",
+            "discounts":[{"percent":10,"reason":"loyal"}]}"#,
+    )
+    .await;
+    let body = problem(other, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["type"], "urn:masthead:problem:idempotency-key-reused");
+    let renewal = renew(&app, &number, "layout-key", None).await;
+    let body = problem(renewal, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["type"], "urn:masthead:problem:idempotency-key-reused");
+
+    // A renewal's body is matched the same way.
+    app.set_today("2025-05-20");
+    let renewals = format!("/api/v1/subscribers/{number}/renewals");
+    let renewed = send_raw(
+        &app,
+        &renewals,
+        "renew-key",
+        r#"{"auto_renew":true,"channel":"web"}"#,
+    )
+    .await;
+    assert_eq!(renewed.status(), StatusCode::CREATED);
+    let again = send_raw(
+        &app,
+        &renewals,
+        "renew-key",
+        "{\n  \"channel\": \"web\",\n  \"auto_renew\": true\n}\n",
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert!(again.headers().get("idempotent-replayed").is_some());
+    let changed = send_raw(
+        &app,
+        &renewals,
+        "renew-key",
+        r#"{"auto_renew":false,"channel":"web"}"#,
+    )
+    .await;
+    let body = problem(changed, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["type"], "urn:masthead:problem:idempotency-key-reused");
+}
+
 #[tokio::test]
 async fn concurrent_double_renewal_creates_exactly_one() {
     let app = spawn_app().await;

@@ -1,6 +1,7 @@
 //! The `masthead` command line: serve, migrate, API keys, the circulation file, renewals and
 //! plugins.
 
+mod backup;
 mod circulation;
 mod clubs;
 mod fixture;
@@ -73,6 +74,11 @@ pub enum Command {
         #[arg(long, default_value_t = 5_000)]
         batch_size: usize,
     },
+    /// Write a checked copy of the whole database to FILE, consistent while the service
+    /// serves; it restores into SQLite or PostgreSQL.
+    Backup { file: PathBuf },
+    /// Load a backup made by `masthead backup` into an empty database (all or nothing).
+    Restore { file: PathBuf },
     /// Write subscribers.csv and terms.csv, in the import's shape, into a folder.
     Export { folder: PathBuf },
     /// Generate a believable publisher (titles, price lists, readers and their renewal
@@ -156,6 +162,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             };
             circulation::import(&config, &subscribers, terms.as_deref(), options).await
         }
+        Command::Backup { file } => backup::backup(&config, &file).await,
+        Command::Restore { file } => backup::restore(&config, &file).await,
         Command::Export { folder } => circulation::export(&config, &folder).await,
         Command::RenewDue { days } => circulation::renew_due(&config, days).await,
         Command::Clubs(ClubsCommand::Recompute { club }) => {

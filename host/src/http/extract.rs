@@ -3,7 +3,7 @@
 
 use std::marker::PhantomData;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -342,6 +342,20 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
+/// A body that could not be read: too large, or broken off.
+pub(super) fn unreadable_body(e: BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Body too large",
+            "the body is larger than this server accepts (body_limit_bytes)",
+        )
+    } else {
+        ApiError::bad_request("unreadable-body", e.body_text())
+    }
+}
+
 /// A JSON body that may be left out entirely, meaning `T::default()`.
 pub struct OptionalJson<T>(pub T);
 
@@ -356,18 +370,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
             .is_some_and(|v| v.starts_with("application/json"));
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::with_status(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body-too-large",
-                        "Body too large",
-                        "the body is larger than this server accepts (body_limit_bytes)",
-                    )
-                } else {
-                    ApiError::bad_request("unreadable-body", e.body_text())
-                }
-            })?;
+            .map_err(unreadable_body)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }

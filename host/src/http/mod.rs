@@ -10,6 +10,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod health;
+mod idempotency;
 mod imports;
 mod keys;
 mod offers;

@@ -12,9 +12,8 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{
-    AdminOnly, ApiJson, Auth, IdempotencyKey, Number, OptionalJson, StaffOrAdmin, TermPath,
-};
+use super::extract::{AdminOnly, ApiJson, Auth, Number, OptionalJson, StaffOrAdmin, TermPath};
+use super::idempotency::Idempotent;
 use crate::domain::renewal::RenewalChanges;
 use crate::domain::term::Term;
 use crate::services::renewals::{
@@ -78,12 +77,14 @@ async fn subscribe(
     State(state): State<AppState>,
     auth: Auth<StaffOrAdmin>,
     Number(number): Number,
-    IdempotencyKey(key): IdempotencyKey,
-    ApiJson(request): ApiJson<NewSubscription>,
+    Idempotent {
+        idempotency,
+        body: ApiJson(request),
+    }: Idempotent<ApiJson<NewSubscription>>,
 ) -> ApiResult<Response> {
     let placed = state
         .circulation
-        .subscribe(&auth.caller, number, key, request)
+        .subscribe(&auth.caller, number, idempotency, request)
         .await?;
     Ok(order_response(placed))
 }
@@ -118,12 +119,14 @@ async fn renew(
     State(state): State<AppState>,
     auth: Auth<StaffOrAdmin>,
     Number(number): Number,
-    IdempotencyKey(key): IdempotencyKey,
-    OptionalJson(changes): OptionalJson<RenewalChanges>,
+    Idempotent {
+        idempotency,
+        body: OptionalJson(changes),
+    }: Idempotent<OptionalJson<RenewalChanges>>,
 ) -> ApiResult<Response> {
     let placed = state
         .circulation
-        .renew(&auth.caller, number, key, changes, &state.offers)
+        .renew(&auth.caller, number, idempotency, changes, &state.offers)
         .await?;
     Ok(order_response(placed))
 }

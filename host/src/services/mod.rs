@@ -1,6 +1,7 @@
 //! Application services: the domain rules applied to stored data, free of SQL and HTTP.
 
 pub mod audit;
+pub mod backup;
 pub mod catalogue;
 pub mod clock;
 pub mod clubs;

@@ -101,6 +101,15 @@ pub struct PriceTotal {
     pub total: Money,
 }
 
+/// An order's `Idempotency-Key` and the fingerprint of the request it was sent with: the same
+/// key with the same fingerprint replays the order; with another, it is refused.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    /// A digest of the request's canonical form, independent of how its JSON was laid out.
+    pub fingerprint: String,
+}
+
 /// A new subscription to one title, outside a renewal.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -309,11 +318,15 @@ impl Circulation {
         &self,
         caller: &Caller,
         number: SubscriberNumber,
-        idempotency_key: String,
+        idempotency: Idempotency,
         changes: RenewalChanges,
         offers: &Offers,
     ) -> ServiceResult<Placed> {
-        let hash = request_hash(number, "renewal", &changes_fingerprint(&changes));
+        let Idempotency {
+            key: idempotency_key,
+            fingerprint,
+        } = idempotency;
+        let hash = request_hash(number, "renewal", &fingerprint);
         if let Some(placed) = self.replay(&idempotency_key, &hash).await? {
             return Ok(placed);
         }
@@ -382,10 +395,14 @@ impl Circulation {
         &self,
         caller: &Caller,
         number: SubscriberNumber,
-        idempotency_key: String,
+        idempotency: Idempotency,
         request: NewSubscription,
     ) -> ServiceResult<Placed> {
-        let hash = request_hash(number, "subscription", &format!("{request:?}"));
+        let Idempotency {
+            key: idempotency_key,
+            fingerprint,
+        } = idempotency;
+        let hash = request_hash(number, "subscription", &fingerprint);
         if let Some(placed) = self.replay(&idempotency_key, &hash).await? {
             return Ok(placed);
         }
@@ -887,13 +904,10 @@ impl Circulation {
     }
 }
 
-/// What identifies a renewal request, independent of field order.
-fn changes_fingerprint(changes: &RenewalChanges) -> String {
-    format!("{changes:?}")
-}
-
-fn request_hash(number: SubscriberNumber, what: &str, body: &str) -> String {
+/// What an order's key is kept with: the reader, the kind of order and the request's
+/// fingerprint, so that the key cannot be replayed for another reader or another request.
+fn request_hash(number: SubscriberNumber, what: &str, fingerprint: &str) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(format!("{what}\n{number}\n{body}"));
+    hasher.update(format!("{what}\n{number}\n{fingerprint}"));
     format!("{:x}", hasher.finalize())
 }

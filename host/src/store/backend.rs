@@ -35,6 +35,10 @@ pub trait Backend: Database {
     /// other writer can be given, answering them as `(first, last)` runs: a bulk insert then
     /// names its ids instead of having each sent back.
     fn reserve_ids(table: &str, count: usize) -> String;
+
+    /// A statement after which the ids `table` hands out are all above `at_least`: ids at or
+    /// below it may then be given explicitly.
+    fn advance_ids(table: &str, at_least: i64) -> String;
 }
 
 impl Backend for sqlx::Sqlite {
@@ -67,6 +71,10 @@ impl Backend for sqlx::Sqlite {
              RETURNING seq - {count} + 1, seq"
         )
     }
+
+    fn advance_ids(table: &str, at_least: i64) -> String {
+        format!("UPDATE sqlite_sequence SET seq = MAX(seq, {at_least}) WHERE name = '{table}'")
+    }
 }
 
 impl Backend for sqlx::Postgres {
@@ -95,6 +103,16 @@ impl Backend for sqlx::Postgres {
         format!(
             "SELECT id, id FROM (SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id \
              FROM generate_series(1, {count})) ids"
+        )
+    }
+
+    // Never below the sequence's start: an unused sequence then still starts where it would.
+    fn advance_ids(table: &str, at_least: i64) -> String {
+        format!(
+            "SELECT setval(s, GREATEST({at_least}, \
+                 COALESCE(pg_sequence_last_value(s::regclass), 0), \
+                 (SELECT seqstart - 1 FROM pg_sequence WHERE seqrelid = s::regclass))) \
+             FROM (SELECT pg_get_serial_sequence('{table}', 'id') AS s) q"
         )
     }
 }
@@ -131,7 +149,8 @@ where
         + super::SegmentStore
         + super::InteractionStore
         + super::ClubStore
-        + super::EventStore,
+        + super::EventStore
+        + super::BackupStore,
 {
     fn backend(&self) -> &'static str {
         DB::SCHEME

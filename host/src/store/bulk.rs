@@ -233,22 +233,34 @@ where
         commit: bool,
     ) -> StoreResult<Vec<i64>> {
         let mut tx = self.write.begin().await?;
-        // The ids are taken first, so the rows go in without sending each id back.
-        let mut ids = Vec::with_capacity(batch.new.len());
-        if !batch.new.is_empty() {
-            let runs: Vec<(i64, i64)> =
-                sqlx::query_as(&DB::reserve_ids("subscribers", batch.new.len()))
-                    .fetch_all(&mut *tx)
-                    .await?;
-            ids.extend(runs.into_iter().flat_map(|(first, last)| first..=last));
+        // Numbers the file gives are taken out of the sequence's way first, so that no id
+        // reserved next, here or by another writer, is one of them.
+        if let Some(highest) = batch.new.iter().filter_map(|r| r.number).max() {
+            sqlx::query(&DB::advance_ids("subscribers", highest))
+                .execute(&mut *tx)
+                .await?;
         }
-        if ids.len() != batch.new.len() {
+        // The other ids are taken next, so the rows go in without sending each id back.
+        let unnumbered = batch.new.iter().filter(|r| r.number.is_none()).count();
+        let mut reserved = Vec::with_capacity(unnumbered);
+        if unnumbered > 0 {
+            let runs: Vec<(i64, i64)> = sqlx::query_as(&DB::reserve_ids("subscribers", unnumbered))
+                .fetch_all(&mut *tx)
+                .await?;
+            reserved.extend(runs.into_iter().flat_map(|(first, last)| first..=last));
+        }
+        if reserved.len() != unnumbered {
             return Err(super::StoreError::Corrupt(format!(
-                "{} subscriber ids were reserved for {} new readers",
-                ids.len(),
-                batch.new.len()
+                "{} subscriber ids were reserved for {unnumbered} new readers",
+                reserved.len(),
             )));
         }
+        let mut reserved = reserved.into_iter();
+        let ids: Vec<i64> = batch
+            .new
+            .iter()
+            .filter_map(|r| r.number.or_else(|| reserved.next()))
+            .collect();
         let consents = Json(Consents::new());
         let rows: Vec<_> = batch.new.iter().zip(&ids).collect();
         let sql = ChunkSql::new::<DB>(
@@ -279,7 +291,7 @@ where
                     .bind(c.country)
                     .bind(c.birth_year)
                     .bind(c.relationship_level)
-                    .bind(row.legacy_id.as_str())
+                    .bind(row.legacy_id.clone())
                     .bind(1_i64)
                     .bind(audit.at)
                     .bind(audit.at);

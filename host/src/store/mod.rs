@@ -6,6 +6,7 @@
 
 mod audit;
 mod backend;
+pub mod backup;
 mod bulk;
 mod catalogue;
 pub mod club_models;
@@ -37,6 +38,7 @@ use crate::domain::search::{Probe, SearchTerm};
 use crate::domain::term::Term;
 use crate::domain::{ConsentChange, ConsentEvent, Profile, SubscriberNumber};
 pub use backend::SqlStore;
+pub use backup::BackupStore;
 pub use club_models::*;
 pub use models::*;
 
@@ -564,6 +566,7 @@ pub trait Store:
     + InteractionStore
     + ClubStore
     + EventStore
+    + BackupStore
 {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;

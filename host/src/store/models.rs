@@ -258,7 +258,10 @@ pub struct DueTerm {
 /// A reader from an import file, checked and ready to write.
 #[derive(Debug, Clone)]
 pub struct ImportedSubscriber {
-    pub legacy_id: String,
+    /// The sequence of the number the file gives, when that number is free: the reader is
+    /// created under it. Without one, the reader gets the next number.
+    pub number: Option<i64>,
+    pub legacy_id: Option<String>,
     pub profile: Profile,
     pub terms: Vec<SearchTerm>,
 }

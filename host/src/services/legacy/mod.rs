@@ -200,6 +200,8 @@ impl InFlight {
 struct SeenReaders {
     legacy: HashMap<String, u64>,
     keys: HashMap<(TermKind, String), u64>,
+    /// Sequences of the free numbers new readers are created under.
+    numbers: HashMap<i64, u64>,
 }
 
 impl SeenReaders {
@@ -214,11 +216,29 @@ impl SeenReaders {
         self.keys.get(key).or_else(|| before.keys.get(key)).copied()
     }
 
-    fn remember(&mut self, keys: &[SearchTerm], legacy_id: String, line: u64) {
+    fn number(&self, before: &Self, sequence: i64) -> Option<u64> {
+        self.numbers
+            .get(&sequence)
+            .or_else(|| before.numbers.get(&sequence))
+            .copied()
+    }
+
+    fn remember(
+        &mut self,
+        keys: &[SearchTerm],
+        legacy_id: Option<String>,
+        number: Option<i64>,
+        line: u64,
+    ) {
         for key in keys {
             self.keys.insert((key.kind, key.term.clone()), line);
         }
-        self.legacy.insert(legacy_id, line);
+        if let Some(legacy_id) = legacy_id {
+            self.legacy.insert(legacy_id, line);
+        }
+        if let Some(number) = number {
+            self.numbers.insert(number, line);
+        }
     }
 }
 
@@ -332,9 +352,14 @@ impl Importer {
             .into_iter()
             .map(|k| (k.sequence, k))
             .collect();
+        // Rows naming no reader already known are new readers, to be checked like any other.
+        let is_new = |r: &ParsedSubscriber| {
+            r.number
+                .is_none_or(|n| !by_number.contains_key(&n.sequence()))
+        };
         let legacy: Vec<String> = parsed
             .iter()
-            .filter(|(_, r)| r.number.is_none())
+            .filter(|(_, r)| is_new(r))
             .filter_map(|(_, r)| r.legacy_id.clone())
             .collect();
         let by_legacy: HashMap<String, KnownSubscriber> = self
@@ -344,38 +369,57 @@ impl Importer {
             .into_iter()
             .filter_map(|k| Some((k.legacy_id.clone()?, k)))
             .collect();
-        let by_key = self.known_by_duplicate_keys(&parsed).await?;
+        // A row with a number is the reader of that number: it is matched by nothing else.
+        let unnumbered: Vec<&ParsedSubscriber> = parsed
+            .iter()
+            .map(|(_, r)| r)
+            .filter(|r| r.number.is_none())
+            .collect();
+        let by_key = self.known_by_duplicate_keys(&unnumbered).await?;
 
         let mut batch = SubscriberBatch::default();
         // The first line holding each legacy id and duplicate key, here or in the batch before.
         let mut seen = SeenReaders::default();
         for (line, row) in parsed {
-            if let Some(number) = row.number {
-                match by_number.get(&number.sequence()) {
-                    Some(_) => report.matched += 1,
-                    None => reject(
-                        report,
-                        observer,
-                        line,
-                        format!("there is no subscriber {number}"),
-                    ),
-                }
+            if let Some(number) = row.number
+                && by_number.contains_key(&number.sequence())
+            {
+                report.matched += 1;
                 continue;
             }
-            let Some(legacy_id) = row.legacy_id.clone() else {
+            // A number no reader holds (its check digit was checked with the row) is where
+            // the new reader goes: an export loaded into a new database keeps its numbers.
+            let sequence = row.number.map(|n| n.sequence());
+            let legacy_id = row.legacy_id.clone();
+            if sequence.is_none() && legacy_id.is_none() {
                 continue;
-            };
+            }
             // The file is checked against itself first, so that a repeat is reported the
             // same way whether or not the batch before has been committed yet.
-            if let Some(first) = seen.legacy(before, &legacy_id) {
+            if let (Some(number), Some(first)) =
+                (row.number, sequence.and_then(|n| seen.number(before, n)))
+            {
+                let why = format!("subscriber number {number} was already given on line {first}");
+                reject(report, observer, line, why);
+                continue;
+            }
+            if let Some((legacy_id, first)) = legacy_id
+                .as_deref()
+                .and_then(|l| seen.legacy(before, l).map(|first| (l, first)))
+            {
                 let why = format!("legacy id {legacy_id} was already given on line {first}");
                 reject(report, observer, line, why);
                 continue;
             }
-            if let Some((kind, first)) = row.duplicate_keys.iter().find_map(|k| {
-                seen.key(before, &(k.kind, k.term.clone()))
-                    .map(|l| (k.kind, l))
-            }) {
+            if let Some((kind, first)) = row
+                .duplicate_keys
+                .iter()
+                .filter(|_| sequence.is_none())
+                .find_map(|k| {
+                    seen.key(before, &(k.kind, k.term.clone()))
+                        .map(|l| (k.kind, l))
+                })
+            {
                 let why = format!(
                     "the same reader as line {first} ({}); give each reader one row",
                     super::match_label(kind)
@@ -383,20 +427,31 @@ impl Importer {
                 reject(report, observer, line, why);
                 continue;
             }
-            if by_legacy.contains_key(&legacy_id) {
-                report.matched += 1;
-                continue;
-            }
+            let known_legacy = legacy_id.as_ref().and_then(|l| by_legacy.get(l));
             let existing = row
                 .duplicate_keys
                 .iter()
                 .find_map(|k| by_key.get(&(k.kind, k.term.clone())).map(|s| (k.kind, s)));
-            if let Some((kind, known)) = existing {
+            if let Some(number) = row.number {
+                // The legacy id is another reader's: the row cannot be both.
+                if let (Some(known), Some(legacy_id)) = (known_legacy, &legacy_id) {
+                    let why = format!(
+                        "there is no subscriber {number}, and legacy id {legacy_id} is \
+                         subscriber {}'s; give that number, or another legacy id",
+                        crate::domain::SubscriberNumber::from_sequence(known.sequence),
+                    );
+                    reject(report, observer, line, why);
+                    continue;
+                }
+            } else if known_legacy.is_some() {
+                report.matched += 1;
+                continue;
+            } else if let (Some((kind, known)), Some(legacy_id)) = (existing, &legacy_id) {
                 match &known.legacy_id {
                     None => {
                         report.matched += 1;
                         batch.tag.push((known.sequence, legacy_id.clone()));
-                        seen.remember(&row.duplicate_keys, legacy_id, line);
+                        seen.remember(&row.duplicate_keys, Some(legacy_id.clone()), None, line);
                     }
                     Some(other) => {
                         let why = format!(
@@ -409,8 +464,9 @@ impl Importer {
                 }
                 continue;
             }
-            seen.remember(&row.duplicate_keys, legacy_id.clone(), line);
+            seen.remember(&row.duplicate_keys, legacy_id.clone(), sequence, line);
             batch.new.push(ImportedSubscriber {
+                number: sequence,
                 legacy_id,
                 profile: row.profile,
                 terms: row.terms,
@@ -436,14 +492,13 @@ impl Importer {
     /// Live subscribers holding the rows' emails, phones, or names and postal codes.
     async fn known_by_duplicate_keys(
         &self,
-        parsed: &[(u64, ParsedSubscriber)],
+        rows: &[&ParsedSubscriber],
     ) -> Result<HashMap<(TermKind, String), KnownSubscriber>, ImportError> {
         let mut found = HashMap::new();
         for kind in [TermKind::Email, TermKind::Phone, TermKind::Identity] {
-            let terms: Vec<String> = parsed
+            let terms: Vec<String> = rows
                 .iter()
-                .filter(|(_, r)| r.number.is_none())
-                .flat_map(|(_, r)| r.duplicate_keys.iter())
+                .flat_map(|r| r.duplicate_keys.iter())
                 .filter(|k| k.kind == kind)
                 .map(|k| k.term.clone())
                 .collect::<HashSet<_>>()

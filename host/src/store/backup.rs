@@ -1,0 +1,729 @@
+//! Backup and restore of the whole database: every table read in one snapshot as portable
+//! rows, and loaded into an empty database of either backend in one transaction.
+//!
+//! A row is a JSON array of its column values in the order its table's header names them.
+//! Values are written the way the SQLite backend stores them, which PostgreSQL reads back by
+//! casting to each column's type: JSON columns as their text, booleans as JSON booleans or
+//! 0/1, timestamps as RFC 3339 in UTC (as sqlx writes them), binary columns as hex.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use sqlx::{Postgres, Sqlite};
+
+use super::{SqlStore, StoreError};
+
+/// What a backup says about where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupHeader {
+    /// "sqlite" or "postgres".
+    pub backend: String,
+    /// The last migration applied to the database backed up.
+    pub schema: i64,
+}
+
+/// Receives a backup as the store reads it: the header, then each table's columns followed by
+/// its rows, then the last value each table's id sequence handed out.
+pub trait BackupSink: Send {
+    fn begin(&mut self, header: &BackupHeader) -> std::io::Result<()>;
+    fn table(&mut self, name: &str, columns: &[String]) -> std::io::Result<()>;
+    /// One row: a JSON array of the table's column values.
+    fn row(&mut self, row: &str) -> std::io::Result<()>;
+    fn sequences(&mut self, last_issued: &BTreeMap<String, i64>) -> std::io::Result<()>;
+}
+
+/// One step of a backup being restored.
+#[derive(Debug)]
+pub enum BackupItem {
+    /// The rows that follow belong to this table, with these columns.
+    Table { name: String, columns: Vec<String> },
+    /// Some rows of the current table, as one JSON array of row arrays.
+    Rows(String),
+    /// The last value each table's id sequence handed out, by table.
+    Sequences(BTreeMap<String, i64>),
+}
+
+/// A backup being read; it checks itself.
+pub trait BackupSource: Send {
+    fn header(&self) -> &BackupHeader;
+    /// The next step, or `None` once the end has been read and the backup's checksum holds.
+    fn next_item(&mut self) -> Result<Option<BackupItem>, BackupError>;
+}
+
+/// Why a backup or a restore stopped. A restore that stops has written nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The backup file is unreadable, damaged, or not a backup.
+    #[error("{0}")]
+    File(String),
+    #[error(
+        "the database already holds data ({0}); a backup is restored only into an empty \
+         database, so that nothing in it is mixed with or overwritten by the backup"
+    )]
+    NotEmpty(String),
+    #[error(
+        "the backup was made at schema version {backup} and this database is at {database}; \
+         restore it with the masthead release that made it"
+    )]
+    Schema { backup: i64, database: i64 },
+    /// The backup names a table or a column this database does not have.
+    #[error("{0}")]
+    Mismatch(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for BackupError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+impl From<std::io::Error> for BackupError {
+    fn from(e: std::io::Error) -> Self {
+        Self::File(format!("the backup could not be written: {e}"))
+    }
+}
+
+/// Tables and rows copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupCounts {
+    pub tables: u64,
+    pub rows: u64,
+}
+
+#[async_trait]
+pub trait BackupStore {
+    /// Writes every table as it stood at one instant, while the service goes on serving.
+    async fn write_backup(&self, sink: &mut dyn BackupSink) -> Result<BackupCounts, BackupError>;
+    /// Loads a backup into this database, which must be empty and at the backup's schema
+    /// version; all of it or, on any error, nothing.
+    async fn restore_backup(
+        &self,
+        source: &mut dyn BackupSource,
+    ) -> Result<BackupCounts, BackupError>;
+}
+
+/// Tables that are the migrator's or the engine's own, never copied.
+const NOT_COPIED: &[&str] = &["_sqlx_migrations"];
+
+/// The tables in an order in which each comes after the tables it refers to, so that a
+/// backend checking references row by row can load them as listed. A table's references to
+/// itself are left to the restore.
+fn restore_order(tables: &[String], references: &[(String, String)]) -> Vec<String> {
+    let mut waiting: BTreeMap<&str, BTreeSet<&str>> = tables
+        .iter()
+        .map(|t| (t.as_str(), BTreeSet::new()))
+        .collect();
+    for (from, to) in references {
+        if from != to
+            && waiting.contains_key(to.as_str())
+            && let Some(needs) = waiting.get_mut(from.as_str())
+        {
+            needs.insert(to.as_str());
+        }
+    }
+    let mut order: Vec<String> = Vec::with_capacity(tables.len());
+    while !waiting.is_empty() {
+        let ready: Vec<&str> = waiting
+            .iter()
+            .filter(|(_, needs)| needs.is_empty())
+            .map(|(t, _)| *t)
+            .collect();
+        // A cycle between tables (none in the schema today) is loaded in name order.
+        let next = if ready.is_empty() {
+            waiting.keys().take(1).copied().collect()
+        } else {
+            ready
+        };
+        for table in next {
+            waiting.remove(table);
+            for needs in waiting.values_mut() {
+                needs.remove(table);
+            }
+            order.push(table.to_owned());
+        }
+    }
+    order
+}
+
+/// The tables of `found` that hold rows, as "name: N rows", for the refusal.
+fn describe_rows(found: &[(String, i64)]) -> String {
+    found
+        .iter()
+        .map(|(table, n)| format!("{table}: {n} {}", if *n == 1 { "row" } else { "rows" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks a backup's table header against the database's columns of that table.
+fn check_columns(
+    table: &str,
+    columns: &[String],
+    known: Option<&Columns>,
+) -> Result<(), BackupError> {
+    let Some(known) = known else {
+        return Err(BackupError::Mismatch(format!(
+            "the backup holds a table `{table}` that this database does not have"
+        )));
+    };
+    if let Some(unknown) = columns.iter().find(|c| !known.contains_key(c)) {
+        return Err(BackupError::Mismatch(format!(
+            "the backup's table `{table}` has a column `{unknown}` that this database does not have"
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl BackupStore for SqlStore<Sqlite> {
+    async fn write_backup(&self, sink: &mut dyn BackupSink) -> Result<BackupCounts, BackupError> {
+        // In WAL mode a read transaction sees one snapshot from its first read to its end,
+        // whatever the writer commits meanwhile.
+        let mut tx = self.read.begin().await?;
+        let schema: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations")
+                .fetch_one(&mut *tx)
+                .await?;
+        let tables = sqlite_tables(&mut tx).await?;
+        let references: Vec<(String, String)> = sqlx::query_as(
+            "SELECT m.name, f.\"table\" FROM sqlite_schema m, pragma_foreign_key_list(m.name) f \
+             WHERE m.type = 'table'",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        sink.begin(&BackupHeader {
+            backend: "sqlite".to_owned(),
+            schema,
+        })?;
+        let mut counts = BackupCounts::default();
+        for table in restore_order(&tables, &references) {
+            let columns = sqlite_columns(&mut tx, &table).await?;
+            let names: Vec<String> = columns.keys().cloned().collect();
+            let values: Vec<String> = columns
+                .iter()
+                .map(|(name, kind)| {
+                    if kind.eq_ignore_ascii_case("BLOB") {
+                        format!("CASE WHEN \"{name}\" IS NULL THEN NULL ELSE hex(\"{name}\") END")
+                    } else {
+                        format!("\"{name}\"")
+                    }
+                })
+                .collect();
+            sink.table(&table, &names)?;
+            let sql = format!("SELECT json_array({}) FROM \"{table}\"", values.join(", "));
+            let mut rows = sqlx::query_scalar::<_, String>(&sql).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                sink.row(&row)?;
+                counts.rows += 1;
+            }
+            counts.tables += 1;
+        }
+        let sequences: Vec<(String, i64)> =
+            sqlx::query_as("SELECT name, seq FROM sqlite_sequence ORDER BY name")
+                .fetch_all(&mut *tx)
+                .await?;
+        sink.sequences(&sequences.into_iter().collect())?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn restore_backup(
+        &self,
+        source: &mut dyn BackupSource,
+    ) -> Result<BackupCounts, BackupError> {
+        let mut tx = self.write.begin().await?;
+        // References are checked at the commit, so rows may come in any order.
+        sqlx::query("PRAGMA defer_foreign_keys = ON")
+            .execute(&mut *tx)
+            .await?;
+        let schema: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations")
+                .fetch_one(&mut *tx)
+                .await?;
+        if schema != source.header().schema {
+            return Err(BackupError::Schema {
+                backup: source.header().schema,
+                database: schema,
+            });
+        }
+        let tables = sqlite_tables(&mut tx).await?;
+        let mut known = BTreeMap::new();
+        let mut filled = Vec::new();
+        for table in &tables {
+            let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM \"{table}\""))
+                .fetch_one(&mut *tx)
+                .await?;
+            if n > 0 {
+                filled.push((table.clone(), n));
+            }
+            known.insert(table.clone(), sqlite_columns(&mut tx, table).await?);
+        }
+        if !filled.is_empty() {
+            return Err(BackupError::NotEmpty(describe_rows(&filled)));
+        }
+        let mut counts = BackupCounts::default();
+        let mut insert = String::new();
+        while let Some(item) = source.next_item()? {
+            match item {
+                BackupItem::Table { name, columns } => {
+                    let target = known.get(&name);
+                    check_columns(&name, &columns, target)?;
+                    let target = target.cloned().unwrap_or_default();
+                    let values: Vec<String> = columns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| match target.get(c) {
+                            Some(kind) if kind.eq_ignore_ascii_case("BLOB") => {
+                                format!("unhex(value ->> {i})")
+                            }
+                            _ => format!("value ->> {i}"),
+                        })
+                        .collect();
+                    let names: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+                    insert = format!(
+                        "INSERT INTO \"{name}\" ({}) SELECT {} FROM json_each(?)",
+                        names.join(", "),
+                        values.join(", ")
+                    );
+                    counts.tables += 1;
+                }
+                BackupItem::Rows(rows) => {
+                    if insert.is_empty() {
+                        return Err(BackupError::File(
+                            "the backup has rows before any table".to_owned(),
+                        ));
+                    }
+                    let done = sqlx::query(&insert).bind(rows).execute(&mut *tx).await?;
+                    counts.rows += done.rows_affected();
+                }
+                BackupItem::Sequences(last_issued) => {
+                    for (table, last) in last_issued {
+                        if !known.contains_key(&table) {
+                            continue;
+                        }
+                        // The backup's value, or the largest id restored if that is higher.
+                        sqlx::query(
+                            "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2 \
+                             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)",
+                        )
+                        .bind(&table)
+                        .bind(last)
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query(
+                            "UPDATE sqlite_sequence SET seq = MAX(seq, ?2) WHERE name = ?1",
+                        )
+                        .bind(&table)
+                        .bind(last)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+}
+
+async fn sqlite_tables(tx: &mut sqlx::SqliteConnection) -> Result<Vec<String>, BackupError> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+         ORDER BY name",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(names
+        .into_iter()
+        .filter(|n| !NOT_COPIED.contains(&n.as_str()))
+        .collect())
+}
+
+/// A table's columns and their declared types, in the table's order.
+async fn sqlite_columns(
+    tx: &mut sqlx::SqliteConnection,
+    table: &str,
+) -> Result<Columns, BackupError> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, type FROM pragma_table_info(?) ORDER BY cid")
+            .bind(table)
+            .fetch_all(&mut *tx)
+            .await?;
+    Ok(Columns(rows))
+}
+
+/// A table's columns in order, each with its type as the database names it.
+#[derive(Debug, Clone, Default)]
+struct Columns(Vec<(String, String)>);
+
+impl Columns {
+    fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(name, _)| name)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(name, kind)| (name, kind))
+    }
+
+    fn get(&self, name: &str) -> Option<&String> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, kind)| kind)
+    }
+
+    fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+#[async_trait]
+impl BackupStore for SqlStore<Postgres> {
+    async fn write_backup(&self, sink: &mut dyn BackupSink) -> Result<BackupCounts, BackupError> {
+        let mut tx = self.read.begin().await?;
+        // One snapshot for every table, taken at the first read; it blocks no writer.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let schema: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations")
+                .fetch_one(&mut *tx)
+                .await?;
+        let tables = postgres_tables(&mut tx).await?;
+        let references: Vec<(String, String)> = sqlx::query_as(
+            "SELECT a.relname::text, b.relname::text FROM pg_constraint k \
+             JOIN pg_class a ON a.oid = k.conrelid JOIN pg_class b ON b.oid = k.confrelid \
+             WHERE k.contype = 'f' AND a.relnamespace = current_schema()::regnamespace",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        sink.begin(&BackupHeader {
+            backend: "postgres".to_owned(),
+            schema,
+        })?;
+        let mut counts = BackupCounts::default();
+        for table in restore_order(&tables, &references) {
+            let columns = postgres_columns(&mut tx, &table).await?;
+            let names: Vec<String> = columns.keys().cloned().collect();
+            let values: Vec<String> = columns
+                .iter()
+                .map(|(name, kind)| portable_value(name, kind))
+                .collect();
+            sink.table(&table, &names)?;
+            let sql = format!(
+                "SELECT json_build_array({})::text FROM \"{table}\"",
+                values.join(", ")
+            );
+            let mut rows = sqlx::query_scalar::<_, String>(&sql).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                sink.row(&row)?;
+                counts.rows += 1;
+            }
+            counts.tables += 1;
+        }
+        // Sequences stand outside the snapshot; read after it began, each is at least as far
+        // as any id the snapshot holds.
+        let mut last_issued = BTreeMap::new();
+        for (table, column) in postgres_serials(&mut tx).await? {
+            let last: Option<i64> = sqlx::query_scalar(
+                "SELECT COALESCE(s.last_value, s.start_value - s.increment_by) FROM pg_sequences s \
+                 WHERE format('%I.%I', s.schemaname, s.sequencename) \
+                     = pg_get_serial_sequence(quote_ident($1), $2)",
+            )
+            .bind(&table)
+            .bind(&column)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(last) = last {
+                last_issued.insert(table, last);
+            }
+        }
+        sink.sequences(&last_issued)?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn restore_backup(
+        &self,
+        source: &mut dyn BackupSource,
+    ) -> Result<BackupCounts, BackupError> {
+        let mut tx = self.write.begin().await?;
+        let schema: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations")
+                .fetch_one(&mut *tx)
+                .await?;
+        if schema != source.header().schema {
+            return Err(BackupError::Schema {
+                backup: source.header().schema,
+                database: schema,
+            });
+        }
+        let tables = postgres_tables(&mut tx).await?;
+        let mut known = BTreeMap::new();
+        let mut filled = Vec::new();
+        for table in &tables {
+            let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM \"{table}\""))
+                .fetch_one(&mut *tx)
+                .await?;
+            if n > 0 {
+                filled.push((table.clone(), n));
+            }
+            known.insert(table.clone(), postgres_columns(&mut tx, table).await?);
+        }
+        if !filled.is_empty() {
+            return Err(BackupError::NotEmpty(describe_rows(&filled)));
+        }
+        let mut counts = BackupCounts::default();
+        let mut loading: Option<PostgresTable> = None;
+        let mut last_issued = BTreeMap::new();
+        while let Some(item) = source.next_item()? {
+            match item {
+                BackupItem::Table { name, columns } => {
+                    if let Some(done) = loading.take() {
+                        done.link(&mut tx).await?;
+                    }
+                    check_columns(&name, &columns, known.get(&name))?;
+                    let target = known.get(&name).cloned().unwrap_or_default();
+                    loading = Some(PostgresTable::start(&mut tx, name, &columns, &target).await?);
+                    counts.tables += 1;
+                }
+                BackupItem::Rows(rows) => {
+                    let Some(table) = &loading else {
+                        return Err(BackupError::File(
+                            "the backup has rows before any table".to_owned(),
+                        ));
+                    };
+                    counts.rows += table.load(&mut tx, &rows).await?;
+                }
+                BackupItem::Sequences(sequences) => last_issued = sequences,
+            }
+        }
+        if let Some(done) = loading.take() {
+            done.link(&mut tx).await?;
+        }
+        // Every id sequence continues after the backup's last value and after every id now
+        // present, whichever is higher.
+        for (table, column) in postgres_serials(&mut tx).await? {
+            let last = last_issued.get(&table).copied().unwrap_or(0);
+            sqlx::query(&format!(
+                "SELECT setval(pg_get_serial_sequence(quote_ident($1), $2), \
+                 GREATEST($3, (SELECT COALESCE(MAX(\"{column}\"), 0) FROM \"{table}\")) + 1, \
+                 false)"
+            ))
+            .bind(&table)
+            .bind(&column)
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+}
+
+/// A column's value in the portable form (see the module's notes).
+fn portable_value(name: &str, kind: &str) -> String {
+    match kind {
+        "bytea" => format!("encode(\"{name}\", 'hex')"),
+        "json" | "jsonb" => format!("\"{name}\"::text"),
+        // As sqlx writes a timestamp into SQLite: no fraction, or 3 or 6 digits of it.
+        "timestamp with time zone" => {
+            let at = format!("\"{name}\" AT TIME ZONE 'UTC'");
+            let micros = format!("(EXTRACT(microseconds FROM \"{name}\")::bigint % 1000000)");
+            format!(
+                "CASE WHEN \"{name}\" IS NULL THEN NULL \
+                 WHEN {micros} = 0 THEN to_char({at}, 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') \
+                 WHEN {micros} % 1000 = 0 THEN to_char({at}, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"+00:00\"') \
+                 ELSE to_char({at}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') END"
+            )
+        }
+        _ => format!("\"{name}\""),
+    }
+}
+
+/// A table being restored: its insert, and the references of its rows to rows of the same
+/// table, which are set once all of them are in (PostgreSQL checks each statement).
+struct PostgresTable {
+    insert: String,
+    /// Per self-reference: the statement keeping `(id, reference)` aside, and the update.
+    links: Vec<(String, String)>,
+}
+
+impl PostgresTable {
+    async fn start(
+        tx: &mut sqlx::PgConnection,
+        name: String,
+        columns: &[String],
+        target: &Columns,
+    ) -> Result<Self, BackupError> {
+        let own: Vec<String> = sqlx::query_scalar(
+            "SELECT a.attname::text FROM pg_constraint k JOIN pg_attribute a \
+             ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey) \
+             WHERE k.contype = 'f' AND k.conrelid = k.confrelid \
+             AND k.conrelid = quote_ident($1)::regclass",
+        )
+        .bind(&name)
+        .fetch_all(&mut *tx)
+        .await?;
+        let key: Vec<String> = sqlx::query_scalar(
+            "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a \
+             ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) \
+             WHERE i.indisprimary AND i.indrelid = quote_ident($1)::regclass",
+        )
+        .bind(&name)
+        .fetch_all(&mut *tx)
+        .await?;
+        let identity: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = quote_ident($1)::regclass \
+             AND attidentity <> '')",
+        )
+        .bind(&name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let key = match key.as_slice() {
+            [key] => columns
+                .iter()
+                .position(|c| c == key)
+                .map(|i| (key.clone(), i)),
+            _ => None,
+        };
+        let cast = |i: usize, column: &str| match target.get(column).map(String::as_str) {
+            Some("bytea") => format!("decode(e ->> {i}, 'hex')"),
+            Some(kind) => format!("CAST(e ->> {i} AS {kind})"),
+            None => format!("e ->> {i}"),
+        };
+        let mut links = Vec::new();
+        let mut values = Vec::with_capacity(columns.len());
+        for (i, column) in columns.iter().enumerate() {
+            match &key {
+                Some((key, k)) if own.contains(column) => {
+                    let aside = format!("restore_{name}_{column}");
+                    sqlx::query(&format!(
+                        "CREATE TEMP TABLE \"{aside}\" ON COMMIT DROP AS \
+                         SELECT \"{key}\" AS id, \"{column}\" AS link FROM \"{name}\" WITH NO DATA"
+                    ))
+                    .execute(&mut *tx)
+                    .await?;
+                    links.push((
+                        format!(
+                            "INSERT INTO \"{aside}\" SELECT {}, {} \
+                             FROM json_array_elements($1::json) e WHERE e ->> {i} IS NOT NULL",
+                            cast(*k, key),
+                            cast(i, column)
+                        ),
+                        format!(
+                            "UPDATE \"{name}\" SET \"{column}\" = l.link FROM \"{aside}\" l \
+                             WHERE \"{name}\".\"{key}\" = l.id"
+                        ),
+                    ));
+                    values.push("NULL".to_owned());
+                }
+                _ => values.push(cast(i, column)),
+            }
+        }
+        let names: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+        let overriding = if identity {
+            " OVERRIDING SYSTEM VALUE"
+        } else {
+            ""
+        };
+        Ok(Self {
+            insert: format!(
+                "INSERT INTO \"{name}\" ({}){overriding} SELECT {} \
+                 FROM json_array_elements($1::json) e",
+                names.join(", "),
+                values.join(", ")
+            ),
+            links,
+        })
+    }
+
+    async fn load(&self, tx: &mut sqlx::PgConnection, rows: &str) -> Result<u64, BackupError> {
+        let done = sqlx::query(&self.insert)
+            .bind(rows)
+            .execute(&mut *tx)
+            .await?;
+        for (aside, _) in &self.links {
+            sqlx::query(aside).bind(rows).execute(&mut *tx).await?;
+        }
+        Ok(done.rows_affected())
+    }
+
+    /// Sets the references kept aside, now that every row they point at is in.
+    async fn link(self, tx: &mut sqlx::PgConnection) -> Result<(), BackupError> {
+        for (_, update) in &self.links {
+            sqlx::query(update).execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn postgres_tables(tx: &mut sqlx::PgConnection) -> Result<Vec<String>, BackupError> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class WHERE relnamespace = current_schema()::regnamespace \
+         AND relkind IN ('r', 'p') ORDER BY relname",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(names
+        .into_iter()
+        .filter(|n| !NOT_COPIED.contains(&n.as_str()))
+        .collect())
+}
+
+async fn postgres_columns(
+    tx: &mut sqlx::PgConnection,
+    table: &str,
+) -> Result<Columns, BackupError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
+         WHERE attrelid = quote_ident($1)::regclass AND attnum > 0 AND NOT attisdropped \
+         ORDER BY attnum",
+    )
+    .bind(table)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(Columns(rows))
+}
+
+/// Each table's column fed by a sequence (identity or serial), as `(table, column)`.
+async fn postgres_serials(
+    tx: &mut sqlx::PgConnection,
+) -> Result<Vec<(String, String)>, BackupError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT ON (table_name) table_name::text, column_name::text \
+         FROM information_schema.columns WHERE table_schema = current_schema() \
+         AND (is_identity = 'YES' OR column_default LIKE 'nextval(%') \
+         ORDER BY table_name, ordinal_position",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(t, _)| !NOT_COPIED.contains(&t.as_str()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::restore_order;
+
+    #[test]
+    fn tables_come_after_the_tables_they_refer_to() {
+        let tables: Vec<String> = ["terms", "subscribers", "orders", "staff"]
+            .map(String::from)
+            .to_vec();
+        let refs: Vec<(String, String)> = [
+            ("terms", "orders"),
+            ("terms", "subscribers"),
+            ("terms", "terms"),
+            ("orders", "subscribers"),
+            ("subscribers", "staff"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .to_vec();
+        assert_eq!(
+            restore_order(&tables, &refs),
+            ["staff", "subscribers", "orders", "terms"]
+        );
+    }
+}
