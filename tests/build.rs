@@ -16,9 +16,10 @@ const GROUPS: &[&[&str]] = &[
         "hostile-flood",
         "hostile-snoop",
         "hostile-peek",
+        "hostile-sleep",
     ],
     &["win-back"],
-    &["loyalty-offers"],
+    &["loyalty-offers", "hostile-stall"],
     &["hostile-future", "hostile-smuggle"],
 ];
 

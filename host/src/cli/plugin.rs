@@ -17,7 +17,7 @@ use crate::runtime::{Invocation, PluginRuntime, Report};
 use crate::services::ServiceError;
 use crate::services::audit::AuditLog;
 use crate::services::clock::{Clock, SystemClock};
-use crate::services::plugins::view::{ViewBuilder, purpose_of, restrict};
+use crate::services::plugins::view::{purpose_of, restrict};
 use crate::services::plugins::{DisableRequest, EnableRequest, PluginDetail, Plugins, Upload};
 use crate::services::subscribers::Caller;
 use crate::store::{self, Actor};
@@ -402,7 +402,6 @@ async fn run_local(
             .into_iter()
             .map(|(k, v)| (k, crate::services::plugins::config_value(v)))
             .collect(),
-        now_secs: ViewBuilder::now_secs(clock.now()),
     };
     let numbers: Vec<u64> = records.iter().map(|r| r.number).collect();
     let printed = match manifest.kind {
