@@ -1243,6 +1243,56 @@ async fn forty_stalled_offer_calls_leave_a_healthy_plugin_answering_and_trip_the
 }
 
 #[tokio::test]
+async fn a_renewal_answers_once_committed_while_the_plugin_its_club_rule_names_is_stopped() {
+    let app = spawn_app_with(|c| {
+        c.plugins.fuel_per_batch = u64::MAX / 2;
+        // Longer than a request may take: waiting on it would answer 503 after the commit.
+        c.plugins.deadline_ms = 12_000;
+        c.request_timeout_secs = 10;
+    })
+    .await;
+    app.set_today("2026-11-23");
+    publication(&app, "DT", &[("2020-01-01", 30_000)]).await;
+    let number = reader(&app, "Dreamer").await;
+    subscribe(&app, &number, print_year("DT", "2025-12-01")).await;
+    let wasm = component("hostile_sleep");
+    install(&app, &segmenter_manifest("sleep", "", &wasm), &wasm).await;
+    let club = json!({ "code": "dreamers", "name": "Dreamers", "description": null,
+        "tiers": [{ "code": "deep", "name": "Deep",
+                    "rule": { "plugin": { "id": "sleep", "key": "deep" } } }] });
+    let response = app.post("/api/v1/clubs", &app.admin, &club).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    let response = renew(&app, &number, "renew-2026", None).await;
+
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let history = history(&app, &number).await;
+    let terms = history["titles"][0]["terms"].as_array().expect("terms");
+    assert_eq!(terms.len(), 2, "{history}");
+    // The tier is recomputed in the background: the plugin's failure is recorded against
+    // it, and the reader, undecided, stays out of the club.
+    let mut detail = plugin(&app, "sleep").await;
+    for _ in 0..600 {
+        if detail["recent_failures"][0]["cause"] == "deadline" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        detail = plugin(&app, "sleep").await;
+    }
+    assert_eq!(
+        detail["recent_failures"][0]["cause"], "deadline",
+        "{detail}"
+    );
+    let clubs: Value = app
+        .get(&format!("/api/v1/subscribers/{number}/clubs"), &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(clubs["memberships"], json!([]), "{clubs}");
+}
+
+#[tokio::test]
 async fn a_refresh_abandoned_by_a_stopped_host_is_taken_over_after_a_quiet_spell() {
     let app = spawn_app().await;
     app.set_today("2026-11-23");
