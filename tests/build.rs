@@ -17,6 +17,7 @@ const GROUPS: &[&[&str]] = &[
         "hostile-snoop",
         "hostile-peek",
         "hostile-grumble",
+        "hostile-sleep",
     ],
     &["win-back"],
     &[
@@ -24,6 +25,7 @@ const GROUPS: &[&[&str]] = &[
         "hostile-verbose",
         "hostile-fickle",
         "hostile-twins",
+        "hostile-stall",
     ],
     &["hostile-future", "hostile-smuggle", "hostile-mismatch"],
 ];

@@ -4,6 +4,9 @@
 //! - the baseline: `GET /healthz` (routing, HTTP and the driver, no database), same load;
 //! - the subscriber card by number (authenticated and audited, as staff read it);
 //! - search-as-you-type: a family name's prefixes, one letter more per request;
+//! - the card and the baseline again while 50 offers requests are kept in flight against a
+//!   plugin that spins to its deadline on every call (`tests/plugins/stall`), next to the
+//!   same reads with nothing burning, from the same run;
 //! - the service's resident memory: after loading, and its peak over the whole run.
 //!
 //! `cargo bench -p masthead --bench http`. `BENCH_SUBSCRIBERS` (default 1,000,000) sizes the
@@ -16,11 +19,17 @@
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use masthead::domain::{Role, SubscriberNumber};
 use masthead::services::keys;
 use masthead::store::Store;
+use reqwest::multipart::{Form, Part};
+use sha2::{Digest, Sha256};
+
+/// Offers requests kept in flight while the reads are measured.
+const BURNING: usize = 50;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -188,6 +197,100 @@ async fn sample(store: &Arc<dyn Store>, count: usize) -> anyhow::Result<Samples>
     Ok(Samples { numbers, typed })
 }
 
+/// Builds the stalling offer provider for wasm32-wasip2 and returns its bytes.
+fn stall_component() -> anyhow::Result<Vec<u8>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = root.join("target/wasm-plugins");
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["build", "-q", "--release", "--target", "wasm32-wasip2"])
+        .args(["-p", "hostile-stall", "--target-dir"])
+        .arg(&target)
+        .status()?;
+    anyhow::ensure!(status.success(), "building hostile-stall failed");
+    Ok(std::fs::read(
+        target.join("wasm32-wasip2/release/hostile_stall.wasm"),
+    )?)
+}
+
+/// Uploads and enables the stalling offer provider.
+async fn install_stall(client: &reqwest::Client, base: &str, admin: &str) -> anyhow::Result<()> {
+    let wasm = stall_component()?;
+    let sha: String = Sha256::digest(&wasm)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let manifest = format!(
+        "id = \"stall\"\nversion = \"1.0.0\"\nkind = \"offer-provider\"\n\
+         api_version = \"1.0.0\"\nfields = []\nsha256 = \"{sha}\"\n"
+    );
+    let form = Form::new()
+        .text("manifest", manifest)
+        .part("component", Part::bytes(wasm).file_name("stall.wasm"));
+    let up = client
+        .post(format!("{base}/api/v1/plugins"))
+        .bearer_auth(admin)
+        .multipart(form)
+        .send()
+        .await?;
+    // A kept database (`BENCH_DATABASE_URL`) already holds it from an earlier run.
+    let kept = up.status() == reqwest::StatusCode::CONFLICT;
+    anyhow::ensure!(
+        up.status().is_success() || kept,
+        "upload: {}",
+        up.text().await?
+    );
+    let on = client
+        .post(format!("{base}/api/v1/plugins/stall/enable"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({}))
+        .send()
+        .await?;
+    anyhow::ensure!(on.status().is_success(), "enable: {}", on.text().await?);
+    Ok(())
+}
+
+/// Offers requests for one reader, each sent as soon as the last is answered, until stopped.
+struct Burn {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<usize>>,
+}
+
+impl Burn {
+    fn start(driver: &Driver, number: &str, requests: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let url = format!("{}/api/v1/subscribers/{number}/offers", driver.base);
+        let tasks = (0..requests)
+            .map(|_| {
+                let (client, token, url) =
+                    (driver.client.clone(), driver.token.clone(), url.clone());
+                let stop = Arc::clone(&stop);
+                tokio::spawn(async move {
+                    let mut answered = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let sent = client.get(&url).bearer_auth(&token).send().await;
+                        if sent.is_ok_and(|r| r.status().is_success()) {
+                            answered += 1;
+                        }
+                    }
+                    answered
+                })
+            })
+            .collect();
+        Self { stop, tasks }
+    }
+
+    /// Stops the requests and returns how many were answered.
+    async fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut answered = 0;
+        for task in self.tasks {
+            answered += task.await.unwrap_or(0);
+        }
+        answered
+    }
+}
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -226,6 +329,9 @@ async fn main() -> anyhow::Result<()> {
     let token = keys::issue(&*store, "load driver", Role::Staff)
         .await?
         .token;
+    let admin = keys::issue(&*store, "load driver admin", Role::Admin)
+        .await?
+        .token;
     let samples = Arc::new(sample(&store, count).await?);
     store.close().await;
     drop(store);
@@ -237,6 +343,8 @@ async fn main() -> anyhow::Result<()> {
     let server = Server(
         masthead(&url, dir.path())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            // The stalling plugin must keep burning: its breaker never trips here.
+            .env("MASTHEAD_PLUGINS__FAILURE_THRESHOLD", "1000000000")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?,
@@ -274,6 +382,7 @@ async fn main() -> anyhow::Result<()> {
     println!("| what | requests/s | p50 | p99 | failed | throughput vs baseline |");
     println!("| --- | --- | --- | --- | --- | --- |");
     let mut baseline = None;
+    let mut quiet = Vec::new();
     for (label, scenario) in [
         ("baseline: `GET /healthz`", Scenario::Baseline),
         (
@@ -296,7 +405,38 @@ async fn main() -> anyhow::Result<()> {
             run.failed,
             rate / against
         );
+        quiet.push(run.p99);
     }
+
+    install_stall(&client, &base, &admin).await?;
+    let burn = Burn::start(&driver, &samples.numbers[0], BURNING);
+    // Let the burning calls fill the plugin's share of the slots first.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!(
+        "\nwhile {BURNING} offers requests are kept in flight against `stall`, whose every call \
+         spins to its 2 s deadline:\n"
+    );
+    println!("| what | requests/s | p50 | p99 | failed | p99 vs the same with nothing burning |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (label, scenario, calm) in [
+        ("baseline: `GET /healthz`", Scenario::Baseline, quiet[0]),
+        ("card by number", Scenario::Card, quiet[1]),
+    ] {
+        driver.run(scenario, seconds.min(3)).await;
+        let run = driver.run(scenario, seconds).await;
+        let rate = run.ok as f64 / run.elapsed.as_secs_f64();
+        println!(
+            "| {label} | {rate:.0} | {:.2} ms | {:.2} ms | {} | {:.2}x |",
+            run.p50.as_secs_f64() * 1e3,
+            run.p99.as_secs_f64() * 1e3,
+            run.failed,
+            run.p99.as_secs_f64() / calm.as_secs_f64()
+        );
+    }
+    let answered = burn.stop().await;
+    println!(
+        "\n{answered} offers requests answered while burning (each with the plugin's failure)"
+    );
     let (rss, peak) = memory(server.0.id());
     println!(
         "\nservice memory: {rss_idle:.0} MiB resident when ready, {rss:.0} MiB after the load, \

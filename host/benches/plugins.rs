@@ -203,7 +203,6 @@ async fn in_memory(runtime: &Arc<PluginRuntime>, n: usize) -> anyhow::Result<()>
         plugin: prepared,
         limits: Config::default().plugins.runtime().caps,
         config: Vec::new(),
-        now_secs: 1_795_000_000,
     };
 
     let mut samples = Vec::with_capacity(10_000);

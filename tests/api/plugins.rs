@@ -921,20 +921,23 @@ async fn hostile_plugins_are_stopped_recorded_and_tripped_while_the_service_keep
 #[tokio::test]
 async fn a_plugin_sees_no_files_environment_network_or_real_clock() {
     let app = spawn_app().await;
+    // The service clock reads noon; the plugin's wall clock reads the batch's day.
     app.set_today("2026-11-23");
     for name in ["One", "Two"] {
         reader(&app, name).await;
     }
     let wasm = component("hostile_snoop");
     install(&app, &segmenter_manifest("snoop", "", &wasm), &wasm).await;
-    let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+    let today = chrono::DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
         .expect("time")
         .timestamp();
     for key in [
         "files-closed",
         "env-closed",
         "network-closed",
-        &format!("clock-{now}"),
+        &format!("clock-{today}"),
+        // A day's sleep returns at once, with the monotonic clock a day on.
+        "slept-86400",
     ] {
         let name = key.replace(|c: char| !c.is_ascii_alphanumeric(), "-");
         segment(&app, &name, "snoop", key).await;
@@ -1131,6 +1134,162 @@ async fn a_call_past_its_deadline_is_stopped_by_the_epoch_even_with_fuel_to_spar
         .await
         .expect("json");
     assert_eq!(detail["recent_failures"][0]["cause"], "deadline");
+}
+
+async fn plugin(app: &TestApp, id: &str) -> Value {
+    let response = app.get(&format!("/api/v1/plugins/{id}"), &app.staff).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn a_plugin_waiting_on_clocks_and_streams_is_stopped_at_its_deadline_and_tripped() {
+    let app = spawn_app_with(|c| {
+        c.plugins.fuel_per_batch = u64::MAX / 2;
+        c.plugins.deadline_ms = 300;
+        c.plugins.failure_threshold = 2;
+    })
+    .await;
+    reader(&app, "Sleepy").await;
+    let wasm = component("hostile_sleep");
+    install(&app, &segmenter_manifest("sleep", "", &wasm), &wasm).await;
+    segment(&app, "sleep", "sleep", "any").await;
+
+    let started = std::time::Instant::now();
+    let done = refresh(&app, "sleep").await;
+
+    // Its sleeps, timers, polls, reads and flushes return at once, so it spins in its own code
+    // until the epoch stops it, and the failure is the plugin's.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(done["state"], "failed");
+    let error = done["error"].as_str().expect("error");
+    assert!(error.contains("deadline of 300 ms"), "{error}");
+    let detail = plugin(&app, "sleep").await;
+    assert_eq!(
+        detail["recent_failures"][0]["cause"], "deadline",
+        "{detail}"
+    );
+    assert_eq!(detail["enabled"], true);
+    assert_eq!(refresh(&app, "sleep").await["state"], "failed");
+    let detail = plugin(&app, "sleep").await;
+    assert_eq!(detail["enabled"], false, "the breaker trips: {detail}");
+}
+
+#[tokio::test]
+async fn forty_stalled_offer_calls_leave_a_healthy_plugin_answering_and_trip_the_breaker() {
+    let app = spawn_app_with(|c| {
+        // Each plugin version may hold 4 of the 8 slots.
+        c.plugins.max_instances = 8;
+        c.plugins.failure_threshold = 3;
+        c.request_timeout_secs = 10;
+    })
+    .await;
+    app.set_today("2026-11-23");
+    publication(&app, "DT", &[("2020-01-01", 30_000)]).await;
+    let number = reader(&app, "Lovelace").await;
+    for start in ["2023-12-01", "2024-12-01", "2025-12-01"] {
+        subscribe(&app, &number, print_year("DT", start)).await;
+    }
+    // The healthy plugin may wait (and run) up to 2 s on a machine busy with other work;
+    // the stalling one is stopped after 300 ms.
+    let wasm = component("loyalty_offers");
+    let manifest = example_manifest("loyalty-offers", &wasm)
+        .replace("deadline_ms = 200", "deadline_ms = 2000");
+    install(&app, &manifest, &wasm).await;
+    let wasm = component("hostile_stall");
+    let manifest = format!(
+        "id = \"stall\"\nversion = \"1.0.0\"\nkind = \"offer-provider\"\n\
+         api_version = \"1.0.0\"\nfields = []\nsha256 = \"{}\"\n[limits]\ndeadline_ms = 300\n",
+        sha256(&wasm)
+    );
+    install(&app, &manifest, &wasm).await;
+
+    let started = std::time::Instant::now();
+    let path = format!("/api/v1/subscribers/{number}/offers");
+    let answers = futures::future::join_all((0..40).map(|_| app.get(&path, &app.staff))).await;
+    let health = app.get("/healthz", &app.staff).await;
+
+    assert_eq!(health.status(), StatusCode::OK);
+    let mut causes = Vec::new();
+    for response in answers {
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("json");
+        let offers = body["offers"].as_array().expect("offers");
+        assert!(
+            offers.iter().any(|o| o["plugin"] == "loyalty-offers"),
+            "{body}"
+        );
+        let errors = body["errors"].as_array().expect("errors");
+        assert!(errors.iter().all(|e| e["plugin"] == "stall"), "{body}");
+        causes.extend(errors.iter().map(|e| e["cause"].clone()));
+    }
+    // Calls beyond the plugin's share waited, then failed as the host's condition.
+    assert!(causes.contains(&json!("host")), "{causes:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let stall = plugin(&app, "stall").await;
+    assert_eq!(stall["enabled"], false, "{stall}");
+    assert_eq!(stall["recent_failures"][0]["cause"], "deadline", "{stall}");
+    let healthy = plugin(&app, "loyalty-offers").await;
+    assert_eq!(healthy["enabled"], true, "{healthy}");
+    assert_eq!(healthy["recent_failures"], json!([]), "{healthy}");
+}
+
+#[tokio::test]
+async fn a_renewal_answers_once_committed_while_the_plugin_its_club_rule_names_is_stopped() {
+    let app = spawn_app_with(|c| {
+        c.plugins.fuel_per_batch = u64::MAX / 2;
+        // Longer than a request may take: waiting on it would answer 503 after the commit.
+        c.plugins.deadline_ms = 12_000;
+        c.request_timeout_secs = 10;
+    })
+    .await;
+    app.set_today("2026-11-23");
+    publication(&app, "DT", &[("2020-01-01", 30_000)]).await;
+    let number = reader(&app, "Dreamer").await;
+    subscribe(&app, &number, print_year("DT", "2025-12-01")).await;
+    let wasm = component("hostile_sleep");
+    install(&app, &segmenter_manifest("sleep", "", &wasm), &wasm).await;
+    let club = json!({ "code": "dreamers", "name": "Dreamers", "description": null,
+        "tiers": [{ "code": "deep", "name": "Deep",
+                    "rule": { "plugin": { "id": "sleep", "key": "deep" } } }] });
+    let response = app.post("/api/v1/clubs", &app.admin, &club).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    let response = renew(&app, &number, "renew-2026", None).await;
+
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let history = history(&app, &number).await;
+    let terms = history["titles"][0]["terms"].as_array().expect("terms");
+    assert_eq!(terms.len(), 2, "{history}");
+    // The tier is recomputed in the background: the plugin's failure is recorded against
+    // it, and the reader, undecided, stays out of the club.
+    let mut detail = plugin(&app, "sleep").await;
+    for _ in 0..600 {
+        if detail["recent_failures"][0]["cause"] == "deadline" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        detail = plugin(&app, "sleep").await;
+    }
+    assert_eq!(
+        detail["recent_failures"][0]["cause"], "deadline",
+        "{detail}"
+    );
+    let clubs: Value = app
+        .get(&format!("/api/v1/subscribers/{number}/clubs"), &app.staff)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(clubs["memberships"], json!([]), "{clubs}");
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use crate::runtime::{Cause, Failure, Invocation, PluginRuntime, Report};
 use crate::services::ServiceError;
 use crate::services::audit::AuditLog;
 use crate::services::clock::{Clock, SystemClock};
-use crate::services::plugins::view::{ViewBuilder, purpose_of, restrict};
+use crate::services::plugins::view::{purpose_of, restrict};
 use crate::services::plugins::{DisableRequest, EnableRequest, PluginDetail, Plugins, Upload};
 use crate::services::subscribers::Caller;
 use crate::store::{self, Actor};
@@ -401,7 +401,6 @@ async fn run_local(
             .into_iter()
             .map(|(k, v)| (k, crate::services::plugins::config_value(v)))
             .collect(),
-        now_secs: ViewBuilder::now_secs(clock.now()),
     };
     let numbers: Vec<u64> = records.iter().map(|r| r.number).collect();
     let outcome = call_as_kind(&runtime, call, context, records, occasion, channel).await;
@@ -464,7 +463,6 @@ async fn try_on_sample_readers(
             .into_iter()
             .map(|(k, v)| (k, crate::services::plugins::config_value(v)))
             .collect(),
-        now_secs: ViewBuilder::now_secs(clock.now()),
     };
     let limits = checked.limits;
     let mut most = crate::runtime::outcome::Stats::default();

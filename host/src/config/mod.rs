@@ -69,8 +69,13 @@ pub struct PluginSettings {
     pub max_log_line_bytes: usize,
     /// The results of one batch, in bytes.
     pub max_result_bytes: usize,
-    /// Plugin instances alive at once; further calls wait.
+    /// Plugin instances alive at once; further calls wait, up to their deadline.
     pub max_instances: u32,
+    /// The share of `max_instances`, in percent, one plugin version may hold at once, so a
+    /// plugin flooded with calls cannot take every slot.
+    pub plugin_share_percent: u32,
+    /// The threads plugin calls run on, at the lowest OS priority (0: one per instance).
+    pub threads: usize,
     /// Consecutive failing batches after which a plugin is disabled.
     pub failure_threshold: u32,
     /// Readers per batch in a segment refresh.
@@ -88,6 +93,8 @@ impl Default for PluginSettings {
             max_log_line_bytes: 1_024,
             max_result_bytes: 16 << 20,
             max_instances: 32,
+            plugin_share_percent: 50,
+            threads: 0,
             failure_threshold: 5,
             batch_size: 1_000,
         }
@@ -109,6 +116,8 @@ impl PluginSettings {
             },
             max_result_bytes: self.max_result_bytes,
             max_instances: self.max_instances.max(1),
+            plugin_share_percent: self.plugin_share_percent,
+            threads: self.threads,
         }
     }
 }

@@ -7,9 +7,10 @@ use wasmtime::component::{Component, ComponentNamedList, Instance, InstancePre, 
 use wasmtime::{Engine, Store, component::types::ComponentItem};
 
 use super::bindings::{Campaign, Occasion, Offer, Targeting, wit};
+use super::clocks::Clocks;
 use super::outcome::{MAX_MESSAGE_BYTES, cap_text, classify};
 use super::sandbox::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, Sandbox};
-use super::{PluginRuntime, deadline_ticks};
+use super::{EPOCH, PluginRuntime, deadline_ticks};
 use crate::domain::plugin::{API_VERSION, PluginKind, Version};
 
 /// A component that passed the checks.
@@ -80,7 +81,7 @@ fn starts_with_the_contract(
     let memory_bytes = (caps.memory_mib as usize) << 20;
     let mut store = Store::new(
         &runtime.engine,
-        Sandbox::new(0, memory_bytes, runtime.settings.log),
+        Sandbox::new(Clocks::on(&EPOCH), memory_bytes, runtime.settings.log),
     );
     store.limiter(|s| s.limiter());
     store

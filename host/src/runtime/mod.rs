@@ -1,11 +1,14 @@
 //! The plugin runtime: one wasmtime engine with a pooling allocator and an epoch ticker,
 //! components checked and precompiled once, an `InstancePre` cached per plugin version, and a
-//! fresh sandboxed store for every batch, run on the blocking pool.
+//! fresh sandboxed store for every batch, run on the runtime's own low-priority threads within
+//! a bounded number of instance slots, of which one plugin version may hold only a share.
 
 pub mod bindings;
+mod clocks;
 mod inspect;
 pub mod outcome;
 mod sandbox;
+mod workers;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,11 +24,20 @@ use bindings::offer_provider::OfferProviderPre;
 use bindings::segmenter::SegmenterPre;
 use bindings::targeter::TargeterPre;
 use bindings::{Campaign, Occasion, Offer, Targeting, wit};
+use clocks::Clocks;
+use workers::Workers;
 
 pub use inspect::Inspected;
 pub use outcome::{Cause, Failure, Report};
 use sandbox::Sandbox;
 pub use sandbox::{LogCaps, LogLine};
+
+/// The day the clocks read in calls that belong to no batch (an instantiation, a configure).
+const EPOCH: wit::Date = wit::Date {
+    year: 1970,
+    month: 1,
+    day: 1,
+};
 
 /// How often the epoch ticks; deadlines are whole ticks.
 const TICK: Duration = Duration::from_millis(1);
@@ -37,8 +49,20 @@ pub struct RuntimeSettings {
     pub caps: Limits,
     pub log: LogCaps,
     pub max_result_bytes: usize,
-    /// Instances alive at once; more calls wait for a free slot.
+    /// Instances alive at once; more calls wait for a free slot, up to their deadline.
     pub max_instances: u32,
+    /// The share of the slots, in percent, that one plugin version may hold at once.
+    pub plugin_share_percent: u32,
+    /// The threads plugin calls run on (0: one per slot).
+    pub threads: usize,
+}
+
+impl RuntimeSettings {
+    /// How many slots one plugin version may hold at once: at least one.
+    pub fn slots_per_plugin(&self) -> usize {
+        let share = u64::from(self.max_instances) * u64::from(self.plugin_share_percent.min(100));
+        usize::try_from(share / 100).unwrap_or(usize::MAX).max(1)
+    }
 }
 
 /// A plugin version ready to instantiate.
@@ -70,8 +94,6 @@ pub struct Invocation {
     pub plugin: Arc<Prepared>,
     pub limits: Limits,
     pub config: Vec<(String, wit::ConfigValue)>,
-    /// The sandbox's frozen wall clock, as Unix seconds.
-    pub now_secs: u64,
 }
 
 pub struct PluginRuntime {
@@ -79,6 +101,9 @@ pub struct PluginRuntime {
     linker: Linker<Sandbox>,
     settings: RuntimeSettings,
     slots: Arc<Semaphore>,
+    /// Each plugin version's own slots, at most `slots_per_plugin` of them.
+    shares: Mutex<HashMap<String, Arc<Semaphore>>>,
+    workers: Workers,
     cache: Mutex<HashMap<String, Arc<Prepared>>>,
     ticking: Arc<AtomicBool>,
 }
@@ -117,6 +142,7 @@ impl PluginRuntime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        clocks::add_to_linker(&mut linker, Sandbox::timers)?;
         bindings::host::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |s| s)?;
         bindings::wit::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |s| s)?;
         let ticking = Arc::new(AtomicBool::new(true));
@@ -129,10 +155,16 @@ impl PluginRuntime {
                     ticker_engine.increment_epoch();
                 }
             })?;
+        let threads = match settings.threads {
+            0 => settings.max_instances as usize,
+            n => n,
+        };
         Ok(Self {
             engine,
             linker,
             slots: Arc::new(Semaphore::new(settings.max_instances as usize)),
+            shares: Mutex::new(HashMap::new()),
+            workers: Workers::start(threads)?,
             settings,
             cache: Mutex::new(HashMap::new()),
             ticking,
@@ -197,9 +229,11 @@ impl PluginRuntime {
         context: wit::Context,
         batch: Vec<wit::Subscriber>,
     ) -> Result<Report<Vec<String>>, Failure> {
-        self.off_thread(move |runtime| {
+        let (plugin, deadline_ms) = (Arc::clone(&call.plugin), call.limits.deadline_ms);
+        self.off_thread(plugin, deadline_ms, move |runtime| {
             runtime.run(
                 &call,
+                Clocks::on(&context.today),
                 batch.len(),
                 |store, pre| {
                     let KindPre::Segmenter(pre) = pre else {
@@ -227,9 +261,11 @@ impl PluginRuntime {
         campaign: Campaign,
         batch: Vec<wit::Subscriber>,
     ) -> Result<Report<Targeting>, Failure> {
-        self.off_thread(move |runtime| {
+        let (plugin, deadline_ms) = (Arc::clone(&call.plugin), call.limits.deadline_ms);
+        self.off_thread(plugin, deadline_ms, move |runtime| {
             runtime.run(
                 &call,
+                Clocks::on(&context.today),
                 batch.len(),
                 |store, pre| {
                     let KindPre::Targeter(pre) = pre else {
@@ -265,9 +301,11 @@ impl PluginRuntime {
         occasion: Occasion,
         batch: Vec<wit::Subscriber>,
     ) -> Result<Report<Vec<Offer>>, Failure> {
-        self.off_thread(move |runtime| {
+        let (plugin, deadline_ms) = (Arc::clone(&call.plugin), call.limits.deadline_ms);
+        self.off_thread(plugin, deadline_ms, move |runtime| {
             runtime.run(
                 &call,
+                Clocks::on(&context.today),
                 batch.len(),
                 |store, pre| {
                     let KindPre::OfferProvider(pre) = pre else {
@@ -305,7 +343,7 @@ impl PluginRuntime {
         let memory_bytes = (call.limits.memory_mib as usize) << 20;
         let mut store = Store::new(
             &self.engine,
-            Sandbox::new(call.now_secs, memory_bytes, self.settings.log),
+            Sandbox::new(Clocks::on(&EPOCH), memory_bytes, self.settings.log),
         );
         store.limiter(|s| s.limiter());
         store.set_fuel(call.limits.fuel_per_batch)?;
@@ -318,19 +356,58 @@ impl PluginRuntime {
         }
     }
 
-    /// Waits for a free instance slot, then runs `work` on the blocking pool.
+    /// Waits for one of the plugin version's own slots, then for a slot of the pool, then
+    /// for a plugin thread, and runs `work` there. Waiting ends at the call's deadline: a call
+    /// that found no room by then fails as the host's condition, not the plugin's fault.
     async fn off_thread<T: Send + 'static>(
         self: &Arc<Self>,
+        plugin: Arc<Prepared>,
+        deadline_ms: u64,
         work: impl FnOnce(&PluginRuntime) -> Result<T, Failure> + Send + 'static,
     ) -> Result<T, Failure> {
-        let permit = self.slots.clone().acquire_owned().await;
+        let patience = Duration::from_millis(deadline_ms);
+        let started = Instant::now();
+        let left = || patience.saturating_sub(started.elapsed());
+        let share = self.share_of(&plugin);
+        let Ok(Ok(own)) = tokio::time::timeout(left(), share.acquire_owned()).await else {
+            return Err(Failure::host(format!(
+                "plugin {} already had its share of {} instance slots busy for this call's \
+                 deadline of {deadline_ms} ms",
+                plugin.id,
+                self.settings.slots_per_plugin()
+            )));
+        };
+        let Ok(Ok(slot)) = tokio::time::timeout(left(), self.slots.clone().acquire_owned()).await
+        else {
+            return Err(Failure::host(format!(
+                "all {} plugin instance slots stayed busy for this call's deadline of \
+                 {deadline_ms} ms",
+                self.settings.max_instances
+            )));
+        };
         let runtime = self.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work(&runtime)
+        let ran = self
+            .workers
+            .run(left(), move || {
+                let _held = (own, slot);
+                work(&runtime)
+            })
+            .await;
+        ran.unwrap_or_else(|| {
+            Err(Failure::host(format!(
+                "no plugin thread came free within this call's deadline of {deadline_ms} ms"
+            )))
         })
-        .await;
-        joined.unwrap_or_else(|e| Err(Failure::host(format!("the plugin task failed: {e}"))))
+    }
+
+    /// The semaphore counting one plugin version's slots.
+    fn share_of(&self, plugin: &Prepared) -> Arc<Semaphore> {
+        let key = format!("{}@{}", plugin.id, plugin.version);
+        let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+        let share = shares
+            .entry(key)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.slots_per_plugin())));
+        Arc::clone(share)
     }
 
     fn restart_deadline(&self, store: &mut Store<Sandbox>, call: &Invocation) {
@@ -341,6 +418,7 @@ impl PluginRuntime {
     fn run<T>(
         &self,
         call: &Invocation,
+        clocks: Clocks,
         batch_len: usize,
         body: impl FnOnce(
             &mut Store<Sandbox>,
@@ -352,7 +430,7 @@ impl PluginRuntime {
         let memory_bytes = (call.limits.memory_mib as usize) << 20;
         let mut store = Store::new(
             &self.engine,
-            Sandbox::new(call.now_secs, memory_bytes, self.settings.log),
+            Sandbox::new(clocks, memory_bytes, self.settings.log),
         );
         store.limiter(|s| s.limiter());
         store
@@ -409,9 +487,11 @@ impl PluginRuntime {
     /// Calls only the plugin's `configure` with `call.config`, in a fresh sandbox under the
     /// call's limits: whether this version accepts a configuration, asked before it is stored.
     pub async fn configure(self: &Arc<Self>, call: Invocation) -> Result<outcome::Stats, Failure> {
-        self.off_thread(move |runtime| {
+        let (plugin, deadline_ms) = (Arc::clone(&call.plugin), call.limits.deadline_ms);
+        self.off_thread(plugin, deadline_ms, move |runtime| {
             runtime.run(
                 &call,
+                Clocks::on(&EPOCH),
                 0,
                 |store, pre| {
                     let answer = match pre {

@@ -127,6 +127,14 @@ pub(super) fn classify(error: wasmtime::Error, sandbox: &Sandbox, limits: Limits
     } else {
         format!(" (the plugin wrote: {stderr})")
     };
+    // The pool ran out of slots of some kind (instances, memories, tables): the host's
+    // condition, never the fault of the plugin that happened to ask last.
+    if let Some(full) = error
+        .chain()
+        .find_map(|e| e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>())
+    {
+        return Failure::host(format!("the plugin instance pool is full: {full}"));
+    }
     if sandbox.memory_denied() {
         return Failure::new(
             Cause::Memory,

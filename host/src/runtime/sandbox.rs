@@ -1,15 +1,14 @@
-//! The store a plugin runs in: WASI with nothing granted, a fixed clock and seed, capped
+//! The store a plugin runs in: WASI with nothing granted, virtual clocks, a fixed seed, capped
 //! memory, tables and instances, a capped log, and the host functions of the contract.
-
-use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::random::Deterministic;
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::host;
+use super::clocks::{Clocks, Timers, VirtualClock};
 use super::outcome::cap_text;
 
 /// Core module instances one component may hold: a component built from Rust has a few (its
@@ -71,6 +70,7 @@ fn level_of(level: host::LogLevel) -> tracing::Level {
 pub struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
+    clock: VirtualClock,
     stderr: MemoryOutputPipe,
     memory: MemoryCap,
     log: Vec<LogLine>,
@@ -79,13 +79,13 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// A sandbox whose wall clock reads `now_secs` (Unix time) and never moves.
-    pub fn new(now_secs: u64, memory_bytes: usize, log_caps: LogCaps) -> Self {
+    /// A sandbox on `clocks` (see `clocks`: its timers never block).
+    pub fn new(clocks: Clocks, memory_bytes: usize, log_caps: LogCaps) -> Self {
         let stderr = MemoryOutputPipe::new(8 * 1024);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
-            .wall_clock(FixedClock(Duration::from_secs(now_secs)))
-            .monotonic_clock(FixedClock(Duration::ZERO))
+            .wall_clock(clocks.wall())
+            .monotonic_clock(clocks.monotonic())
             .secure_random(Deterministic::new(SEED.to_vec()))
             .insecure_random(Deterministic::new(SEED.to_vec()))
             .insecure_random_seed(0x6d61_7374_6865_6164)
@@ -96,6 +96,7 @@ impl Sandbox {
         Self {
             wasi,
             table: ResourceTable::new(),
+            clock: clocks.monotonic(),
             stderr,
             memory: MemoryCap {
                 max_bytes: memory_bytes,
@@ -106,6 +107,14 @@ impl Sandbox {
             log: Vec::new(),
             dropped_lines: 0,
             log_caps,
+        }
+    }
+
+    /// What the virtual `wasi:clocks/monotonic-clock` reaches.
+    pub fn timers(&mut self) -> Timers<'_> {
+        Timers {
+            clock: &self.clock,
+            table: &mut self.table,
         }
     }
 
@@ -214,36 +223,13 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// A clock that always reads the same time.
-struct FixedClock(Duration);
-
-impl HostWallClock for FixedClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-
-    fn now(&self) -> Duration {
-        self.0
-    }
-}
-
-impl HostMonotonicClock for FixedClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-
-    fn now(&self) -> u64 {
-        self.0.as_nanos() as u64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sandbox(line_bytes: usize) -> Sandbox {
         Sandbox::new(
-            0,
+            Clocks::on(&super::super::EPOCH),
             64 << 20,
             LogCaps {
                 lines: 10,

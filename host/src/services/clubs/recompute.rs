@@ -16,8 +16,10 @@ const BATCH: i64 = 2_000;
 impl Clubs {
     /// Recomputes the reader's standing in every club, after a renewal, cancellation or
     /// other change. A failure is logged, never passed on: the change itself stands, and the
-    /// nightly recomputation catches up.
-    pub async fn after_change(&self, actor: &Actor, number: SubscriberNumber) {
+    /// nightly recomputation catches up. Clubs whose rules ask a plugin are recomputed in the
+    /// background: the request that wrote answers without waiting on a plugin, which may take
+    /// its whole deadline (and a failing one is recorded against the plugin all the same).
+    pub async fn after_change(self: &Arc<Self>, actor: &Actor, number: SubscriberNumber) {
         let clubs = match self.store.list_clubs().await {
             Ok(clubs) => clubs,
             Err(e) => {
@@ -25,11 +27,27 @@ impl Clubs {
                 return;
             }
         };
-        for club in clubs {
-            if let Err(e) = self.recompute_club(actor, &club, number).await {
-                tracing::error!(club = %club.definition.code, error = %e,
-                    "could not recompute a reader's tier");
+        let (asking, plain): (Vec<_>, Vec<_>) = clubs
+            .into_iter()
+            .partition(|club| !club.definition.plugins().is_empty());
+        for club in plain {
+            self.recompute_reader(actor, &club, number).await;
+        }
+        if asking.is_empty() {
+            return;
+        }
+        let (this, actor) = (Arc::clone(self), actor.clone());
+        tokio::spawn(async move {
+            for club in asking {
+                this.recompute_reader(&actor, &club, number).await;
             }
+        });
+    }
+
+    async fn recompute_reader(&self, actor: &Actor, club: &ClubRecord, number: SubscriberNumber) {
+        if let Err(e) = self.recompute_club(actor, club, number).await {
+            tracing::error!(club = %club.definition.code, error = %e,
+                "could not recompute a reader's tier");
         }
     }
 

@@ -567,7 +567,6 @@ impl Plugins {
                 .into_iter()
                 .map(|(k, v)| (k, config_value(v)))
                 .collect(),
-            now_secs: view::ViewBuilder::now_secs(self.clock.now()),
         }
     }
 

@@ -120,11 +120,6 @@ impl ViewBuilder {
         &self.context
     }
 
-    /// `now` as Unix seconds, for the sandbox's frozen clock.
-    pub fn now_secs(now: DateTime<Utc>) -> u64 {
-        u64::try_from(now.timestamp()).unwrap_or(0)
-    }
-
     /// One reader as a plugin with `fields` (and contact details only when `pii`) sees them.
     pub fn project(
         &self,

@@ -1,7 +1,7 @@
 //! Reaches for what a plugin must not have and reports, as segment keys, what it got: files,
-//! environment, network, a real clock and real randomness.
+//! environment, network, a real clock, real timers and real randomness.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use masthead_sdk::{Config, Context, Segmenter, Subscriber};
 
@@ -34,6 +34,10 @@ impl Segmenter for Snoop {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         keys.push(format!("clock-{now}"));
+        // A day's sleep: with real timers the batch would never end.
+        let before = Instant::now();
+        std::thread::sleep(Duration::from_secs(86_400));
+        keys.push(format!("slept-{}", before.elapsed().as_secs()));
         let mut bytes = [0u8; 8];
         let random = std::collections::hash_map::RandomState::new();
         use std::hash::BuildHasher;
