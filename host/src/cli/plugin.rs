@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::fixture::Input;
 use crate::config::Config;
 use crate::domain::ConsentPurpose;
-use crate::domain::plugin::{Limits, Manifest, PluginKind};
+use crate::domain::plugin::{Limits, Manifest, PluginKind, SettingValue};
 use crate::runtime::bindings::{Campaign, Occasion, Offer, Pricing, Targeting, wit};
 use crate::runtime::{Cause, Failure, Invocation, PluginRuntime, Report};
 use crate::services::ServiceError;
@@ -388,20 +388,7 @@ async fn run_local(
         .map(|r| restrict(r, checked.fields, checked.wants_pii))
         .collect();
     let count = records.len();
-    let call = Invocation {
-        plugin: runtime.prepare(
-            &manifest.id,
-            &manifest.version,
-            manifest.kind,
-            &[],
-            &upload.component,
-        )?,
-        limits: checked.limits,
-        config: settings
-            .into_iter()
-            .map(|(k, v)| (k, crate::services::plugins::config_value(v)))
-            .collect(),
-    };
+    let call = invocation(&runtime, &manifest, checked.limits, &upload, settings)?;
     let numbers: Vec<u64> = records.iter().map(|r| r.number).collect();
     let outcome = call_as_kind(&runtime, call, context, records, occasion, channel).await;
     let limits = checked.limits;
@@ -417,6 +404,30 @@ async fn run_local(
             cost(&failure.stats, limits)
         ),
     }
+}
+
+/// The call of a plugin read from its files, with the manifest's limits and these settings.
+fn invocation(
+    runtime: &PluginRuntime,
+    manifest: &Manifest,
+    limits: Limits,
+    upload: &Upload,
+    settings: Vec<(String, SettingValue)>,
+) -> anyhow::Result<Invocation> {
+    Ok(Invocation {
+        plugin: runtime.prepare(
+            &manifest.id,
+            &manifest.version,
+            manifest.kind,
+            &[],
+            &upload.component,
+        )?,
+        limits,
+        config: settings
+            .into_iter()
+            .map(|(k, v)| (k, crate::services::plugins::config_value(v)))
+            .collect(),
+    })
 }
 
 /// Readers in each call of the sample run, and calls: a segment refresh or a campaign
@@ -450,20 +461,7 @@ async fn try_on_sample_readers(
         Input::Readers(super::sample::readers(per_call * calls, clock.today()))
             .into_batch(clock.today())
             .map_err(anyhow::Error::msg)?;
-    let call = Invocation {
-        plugin: runtime.prepare(
-            &manifest.id,
-            &manifest.version,
-            manifest.kind,
-            &[],
-            &upload.component,
-        )?,
-        limits: checked.limits,
-        config: settings
-            .into_iter()
-            .map(|(k, v)| (k, crate::services::plugins::config_value(v)))
-            .collect(),
-    };
+    let call = invocation(runtime, &manifest, checked.limits, upload, settings)?;
     let limits = checked.limits;
     let mut most = crate::runtime::outcome::Stats::default();
     let mut refused = Vec::new();
