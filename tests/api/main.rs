@@ -19,6 +19,8 @@ mod plugins;
 mod privacy;
 mod profile_rules;
 mod renewals;
+mod replica;
 mod search;
+mod standby;
 mod subscribers;
 mod timeline;

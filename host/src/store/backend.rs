@@ -3,9 +3,12 @@
 //! Every `impl` over `SqlStore<DB>` repeats the same `where` list: the Rust compiler does not
 //! carry such bounds from a trait alias, and writing them out keeps each module self-contained.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sqlx::{Database, Pool};
 
+use super::replica::{Standby, StandbyPool};
 use super::{Store, StoreResult};
 
 /// The sqlx backends Masthead runs on, and the bits of SQL that differ between them.
@@ -119,15 +122,20 @@ impl Backend for sqlx::Postgres {
 
 /// The store over one database. Reads use `read`; writes use `write`, which for SQLite is a
 /// single connection so that writers queue in the host instead of failing with "database is
-/// locked". For PostgreSQL both are the same pool.
+/// locked". For PostgreSQL both are the same pool, and `standby` may take some reads.
 pub struct SqlStore<DB: Database> {
     pub(super) read: Pool<DB>,
     pub(super) write: Pool<DB>,
+    pub(super) standby: Option<StandbyPool<DB>>,
 }
 
 impl<DB: Database> SqlStore<DB> {
     pub(super) fn new(read: Pool<DB>, write: Pool<DB>) -> Self {
-        Self { read, write }
+        Self {
+            read,
+            write,
+            standby: None,
+        }
     }
 }
 
@@ -161,7 +169,12 @@ where
         Ok(())
     }
 
+    fn standby(&self) -> Option<Arc<Standby>> {
+        self.standby.as_ref().map(StandbyPool::handle)
+    }
+
     async fn close(&self) {
+        self.close_standby().await;
         self.read.close().await;
         self.write.close().await;
     }

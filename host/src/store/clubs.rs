@@ -8,6 +8,7 @@ use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::audit::insert_audit;
 use super::backend::{Backend, SqlStore, enum_text, parse_enum};
+use super::replica::Freshness;
 use super::{
     AuditEntry, ClubRecord, ClubStore, Membership, NewOverride, OverrideRecord, RecomputeCounts,
     RecomputeRecord, StoreError, StoreResult, TierChange, TierUpdate,
@@ -428,7 +429,7 @@ where
         )
         .bind(first)
         .bind(last)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader(Freshness::Committed).await?)
         .await?)
     }
 

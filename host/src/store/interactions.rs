@@ -8,6 +8,7 @@ use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::audit::insert_audit;
 use super::backend::{Backend, SqlStore, parse_enum};
+use super::replica::Freshness;
 use super::{
     AuditEntry, Compensation, CompensationGrant, ComplaintTally, InteractionFilter,
     InteractionStep, InteractionStore, NewStep, RenewalOutcome, StoreError, StoreResult,
@@ -453,7 +454,7 @@ where
         .bind(last)
         .bind(now)
         .bind(now - chrono::Duration::days(365))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader(Freshness::Committed).await?)
         .await?;
         let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
         Ok(rows

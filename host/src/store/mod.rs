@@ -17,6 +17,7 @@ mod keys;
 pub mod models;
 mod plugins;
 mod postgres;
+pub mod replica;
 mod segments;
 mod sql;
 mod sqlite;
@@ -41,6 +42,7 @@ pub use backend::SqlStore;
 pub use backup::BackupStore;
 pub use club_models::*;
 pub use models::*;
+pub use replica::{StandbySettings, open_with_standby};
 
 /// What went wrong in storage, in terms the service layer can act on.
 #[derive(Debug, thiserror::Error)]
@@ -572,6 +574,10 @@ pub trait Store:
     fn backend(&self) -> &'static str;
     /// Fails unless the database answers a trivial query.
     async fn ping(&self) -> StoreResult<()>;
+    /// The hot standby some reads go to, when one is configured.
+    fn standby(&self) -> Option<Arc<replica::Standby>> {
+        None
+    }
     async fn close(&self);
 }
 

@@ -7,6 +7,7 @@ use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::audit::insert_audit;
 use super::backend::{Backend, SqlStore, enum_text, parse_enum};
+use super::replica::Freshness;
 use super::sql::Sql;
 use super::{
     AuditEntry, MergePlan, NewSubscriber, ProbeHit, StoreError, StoreResult, Subscriber,
@@ -233,7 +234,7 @@ where
         let sql = format!("SELECT {CARD_COLUMNS} FROM subscribers WHERE id = $1");
         let row: Option<CardRow> = sqlx::query_as(&sql)
             .bind(number.sequence())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader(Freshness::OwnWrites).await?)
             .await?;
         row.map(TryInto::try_into).transpose()
     }
@@ -398,7 +399,10 @@ where
         query
             .push(" ORDER BY t.term, t.subscriber_id LIMIT ")
             .bind(limit);
-        let rows: Vec<HitRow> = query.query_as().fetch_all(&self.read).await?;
+        let rows: Vec<HitRow> = query
+            .query_as()
+            .fetch_all(&mut *self.reader(Freshness::OwnWrites).await?)
+            .await?;
         rows.into_iter()
             .map(|row| {
                 Ok(ProbeHit {
@@ -643,7 +647,7 @@ where
         );
         let row: Option<SummaryRow> = sqlx::query_as(&sql)
             .bind(sequence)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader(Freshness::OwnWrites).await?)
             .await?;
         row.map(|r| {
             Ok(ProbeHit {

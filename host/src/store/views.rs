@@ -7,6 +7,7 @@ use sqlx::types::Json;
 use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::backend::{Backend, SqlStore};
+use super::replica::Freshness;
 use super::terms::{TermRow, term_json_columns};
 use super::{ComplaintTally, ReaderRow, StoreResult, ViewStore};
 use crate::domain::subscriber::ProfileDraft;
@@ -50,7 +51,7 @@ where
     async fn count_readers(&self) -> StoreResult<i64> {
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM subscribers WHERE merged_into IS NULL")
-                .fetch_one(&self.read)
+                .fetch_one(&mut *self.reader(Freshness::Committed).await?)
                 .await?;
         Ok(n)
     }
@@ -76,7 +77,7 @@ where
             .bind(after)
             .bind(through)
             .bind(limit)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader(Freshness::Committed).await?)
             .await?;
         Ok(rows
             .into_iter()
@@ -111,7 +112,7 @@ where
         let readers: Vec<(i64, String)> = sqlx::query_as(&sql)
             .bind(first)
             .bind(last)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader(Freshness::Committed).await?)
             .await?;
         let mut terms = Vec::with_capacity(readers.len() * 4);
         for (subscriber, json) in readers {
