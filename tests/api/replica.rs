@@ -256,7 +256,7 @@ async fn a_read_url_with_sqlite_is_refused_at_start() {
         file.to_str().expect("path"),
         "serve",
     ]);
-    let refused = cli.config().err().expect("refused with SQLite");
+    let refused = cli.config().expect_err("refused with SQLite");
     assert!(
         format!("{refused:#}").contains("read replicas are a PostgreSQL feature"),
         "{refused:#}"
