@@ -9,7 +9,7 @@ use axum::response::Response;
 use super::AppState;
 use crate::store::replica;
 
-/// Sets the request's session; after a writing request, remembers where the primary's log
+/// Sets the request's session; after a writing request that was not refused, remembers where the primary's log
 /// stood for its caller (by its `Authorization` header, hashed), so that the caller's next
 /// requests read its writes even from the standby.
 pub async fn sessions(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -22,7 +22,11 @@ pub async fn sessions(State(state): State<AppState>, req: Request, next: Next) -
         .get(header::AUTHORIZATION)
         .map(|credentials| standby.caller(credentials.as_bytes()));
     let response = replica::within(standby.session(caller, writes), next.run(req)).await;
-    if writes && let Some(caller) = caller {
+    // A refused request (4xx) wrote nothing: every change runs in one transaction.
+    if writes
+        && !response.status().is_client_error()
+        && let Some(caller) = caller
+    {
         standby.wrote(caller).await;
     }
     response
