@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::helpers::{TestApp, empty_sqlite_database, person, spawn_app_on};
+use crate::plugins::recompute_club;
+use crate::renewals::{print_year, publication, reader, subscribe};
 use crate::standby::StandbyPair;
 
 /// The service with database_url = the primary and database_read_url = the standby.
@@ -160,6 +162,49 @@ async fn searches_are_served_by_the_standby_as_its_statistics_show() {
             .any(|l| l.starts_with("masthead_replica_reads_total")
                 && l.contains("served_by=\"standby\"")),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_club_recomputation_reads_the_readership_from_the_standby() {
+    let pair = StandbyPair::start().await;
+    let app = replicated(&pair).await;
+    publication(&app, "DAILY", &[("2014-01-01", 20_000)]).await;
+    app.set_today("2025-12-20");
+    for name in ["Faithful", "Loyal", "Steady"] {
+        let number = reader(&app, name).await;
+        for year in 2022..=2025 {
+            subscribe(&app, &number, print_year("DAILY", &format!("{year}-01-01"))).await;
+        }
+    }
+    let club = json!({
+        "code": "reader-club", "name": "Reader Club", "description": "Loyal readers",
+        "tiers": [{ "code": "silver", "name": "Silver",
+                    "rule": { "tenure": { "min_years": 2 } },
+                    "perks": { "renewal_discount_percent": 2, "event_access": true } }],
+    });
+    let defined = app.post("/api/v1/clubs", &app.admin, &club).await;
+    assert_eq!(defined.status(), StatusCode::CREATED);
+    pair.wait_for_replay().await;
+    let primary_before = settled_scans(&pair.primary_url, "terms").await;
+    let standby_before = settled_scans(&pair.standby_url, "terms").await;
+
+    let job = recompute_club(&app, "reader-club").await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["joined"], 3, "{job}");
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while scans(&pair.standby_url, "terms").await <= standby_before {
+        assert!(
+            Instant::now() < deadline,
+            "the standby did not read the readers' terms"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        settled_scans(&pair.primary_url, "terms").await,
+        primary_before,
+        "the primary read the readers' terms"
     );
 }
 
