@@ -3,16 +3,16 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::types::Json;
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::FromRow;
 
 use super::audit::insert_audit;
-use super::backend::{Backend, SqlStore, enum_text, parse_enum};
-use super::{
+use super::{Connection, Db};
+use crate::domain::club::{ClubDraft, Override, TierMove};
+use crate::store::backend::{Backend, SqlStore, enum_text, parse_enum};
+use crate::store::{
     AuditEntry, ClubRecord, ClubStore, Membership, NewOverride, OverrideRecord, RecomputeCounts,
     RecomputeRecord, StoreError, StoreResult, TierChange, TierUpdate,
 };
-use crate::domain::club::{ClubDraft, Override, TierMove};
 
 /// Minutes without progress after which a running recomputation counts as abandoned.
 const STALE_AFTER_MINUTES: i64 = 10;
@@ -187,10 +187,10 @@ impl From<RecomputeRow> for RecomputeRecord {
 }
 
 /// `rows` tuples of `width` parameters each, numbered in the order they are bound.
-fn values<DB: Backend>(rows: usize, width: usize) -> String {
+fn values(rows: usize, width: usize) -> String {
     (0..rows)
         .map(|row| {
-            let params: Vec<String> = (1..=width).map(|k| DB::param(row * width + k)).collect();
+            let params: Vec<String> = (1..=width).map(|k| Db::param(row * width + k)).collect();
             format!("({})", params.join(", "))
         })
         .collect::<Vec<_>>()
@@ -202,24 +202,7 @@ fn definition_text(definition: &ClubDraft) -> String {
 }
 
 #[async_trait]
-impl<DB> ClubStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Type<DB>,
-{
+impl ClubStore for SqlStore<Db> {
     async fn insert_club(
         &self,
         definition: &ClubDraft,
@@ -359,7 +342,7 @@ where
                  THEN club_memberships.tier_since ELSE excluded.tier_since END, \
                  because = excluded.because, overridden = excluded.overridden, \
                  evaluated_at = excluded.evaluated_at",
-                values::<DB>(chunk.len(), 8)
+                values(chunk.len(), 8)
             );
             let mut query = sqlx::query(&sql);
             for u in chunk {
@@ -387,7 +370,7 @@ where
             let sql = format!(
                 "INSERT INTO tier_changes (club_id, subscriber_id, move, from_tier, to_tier, \
                  because, by_name, on_day, at) VALUES {}",
-                values::<DB>(chunk.len(), 9)
+                values(chunk.len(), 9)
             );
             let mut query = sqlx::query(&sql);
             for u in chunk {
@@ -544,8 +527,8 @@ where
                 });
             }
         };
-        insert_audit::<DB>(&mut tx, &audit).await?;
-        let record = read_override::<DB>(&mut tx, id).await?;
+        insert_audit(&mut tx, &audit).await?;
+        let record = read_override(&mut tx, id).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -573,8 +556,8 @@ where
             tx.rollback().await?;
             return Err(StoreError::NotFound);
         };
-        insert_audit::<DB>(&mut tx, &audit).await?;
-        let record = read_override::<DB>(&mut tx, id).await?;
+        insert_audit(&mut tx, &audit).await?;
+        let record = read_override(&mut tx, id).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -687,19 +670,7 @@ where
     }
 }
 
-async fn read_override<DB>(conn: &mut DB::Connection, id: i64) -> StoreResult<OverrideRecord>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Decode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Decode<'q, DB> + Type<DB>,
-{
+async fn read_override(conn: &mut Connection, id: i64) -> StoreResult<OverrideRecord> {
     let sql = format!(
         "SELECT {OVERRIDE_COLUMNS} FROM tier_overrides o JOIN clubs c ON c.id = o.club_id \
          WHERE o.id = $1"

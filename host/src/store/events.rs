@@ -3,14 +3,15 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::FromRow;
 
-use super::backend::{Backend, SqlStore, parse_enum};
-use super::{
+use super::{Connection, Db};
+use crate::domain::club::event::{self, Answer, InvitationState};
+use crate::store::backend::{Backend, SqlStore, parse_enum};
+use crate::store::{
     Answered, EventRecord, EventStore, Invitation, InvitationCounts, NewEvent, StoreError,
     StoreResult,
 };
-use crate::domain::club::event::{self, Answer, InvitationState};
 
 const EVENT_COLUMNS: &str = "e.id, c.code, e.title, e.kind, e.starts_at, e.place, e.capacity, \
      e.eligible_tiers, e.description, e.created_by, e.created_at";
@@ -94,21 +95,7 @@ fn tally(rows: Vec<(String, i64)>) -> InvitationCounts {
 }
 
 #[async_trait]
-impl<DB> EventStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl EventStore for SqlStore<Db> {
     async fn insert_event(&self, new: NewEvent) -> StoreResult<EventRecord> {
         let d = &new.draft;
         let (id,): (i64,) = sqlx::query_as(
@@ -241,13 +228,13 @@ where
         // never both take the last place.
         let lock = format!(
             "SELECT capacity, starts_at FROM club_events WHERE id = $1{}",
-            DB::LOCK_ROW
+            Db::LOCK_ROW
         );
         let event: Option<(i64, DateTime<Utc>)> = sqlx::query_as(&lock)
             .bind(event_id)
             .fetch_optional(&mut *tx)
             .await?;
-        let current = read_invitation::<DB>(&mut tx, event_id, subscriber).await?;
+        let current = read_invitation(&mut tx, event_id, subscriber).await?;
         let (Some((capacity, starts_at)), Some(current)) = (event, current) else {
             tx.rollback().await?;
             return Err(StoreError::NotFound);
@@ -284,7 +271,7 @@ where
             } else {
                 None
             };
-            set_state::<DB>(&mut tx, event_id, subscriber, next, position, at).await?;
+            set_state(&mut tx, event_id, subscriber, next, position, at).await?;
         }
         // A place given back goes to the first reader on the waitlist.
         let promoted =
@@ -298,7 +285,7 @@ where
                 .await?;
                 match first {
                     Some((reader,)) => {
-                        set_state::<DB>(
+                        set_state(
                             &mut tx,
                             event_id,
                             reader,
@@ -307,14 +294,14 @@ where
                             at,
                         )
                         .await?;
-                        read_invitation::<DB>(&mut tx, event_id, reader).await?
+                        read_invitation(&mut tx, event_id, reader).await?
                     }
                     None => None,
                 }
             } else {
                 None
             };
-        let invitation = read_invitation::<DB>(&mut tx, event_id, subscriber)
+        let invitation = read_invitation(&mut tx, event_id, subscriber)
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
@@ -336,7 +323,7 @@ where
                 .bind(event_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let current = read_invitation::<DB>(&mut tx, event_id, subscriber).await?;
+        let current = read_invitation(&mut tx, event_id, subscriber).await?;
         let (Some((starts_at,)), Some(current)) = (starts, current) else {
             tx.rollback().await?;
             return Err(StoreError::NotFound);
@@ -354,7 +341,7 @@ where
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        let invitation = read_invitation::<DB>(&mut tx, event_id, subscriber)
+        let invitation = read_invitation(&mut tx, event_id, subscriber)
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
@@ -399,22 +386,11 @@ where
     }
 }
 
-async fn read_invitation<DB>(
-    conn: &mut DB::Connection,
+async fn read_invitation(
+    conn: &mut Connection,
     event_id: i64,
     subscriber: i64,
-) -> StoreResult<Option<Invitation>>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Decode<'q, DB> + Type<DB>,
-    for<'q> String: Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Decode<'q, DB> + Type<DB>,
-{
+) -> StoreResult<Option<Invitation>> {
     let sql = format!(
         "SELECT {INVITATION_COLUMNS} FROM event_invitations \
          WHERE event_id = $1 AND subscriber_id = $2"
@@ -427,23 +403,14 @@ where
     row.map(TryInto::try_into).transpose()
 }
 
-async fn set_state<DB>(
-    conn: &mut DB::Connection,
+async fn set_state(
+    conn: &mut Connection,
     event_id: i64,
     subscriber: i64,
     state: InvitationState,
     position: Option<i64>,
     at: DateTime<Utc>,
-) -> StoreResult<()>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-{
+) -> StoreResult<()> {
     sqlx::query(
         "UPDATE event_invitations SET state = $3, position = $4, answered_at = $5 \
          WHERE event_id = $1 AND subscriber_id = $2",

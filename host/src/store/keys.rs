@@ -2,10 +2,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::FromRow;
 
-use super::backend::{Backend, SqlStore, parse_enum};
-use super::{ApiKey, KeyStore, NewApiKey, StoreError, StoreResult};
+use super::Db;
+use crate::store::backend::{SqlStore, parse_enum};
+use crate::store::{ApiKey, KeyStore, NewApiKey, StoreError, StoreResult};
 
 #[derive(FromRow)]
 struct KeyRow {
@@ -34,21 +35,7 @@ impl TryFrom<KeyRow> for ApiKey {
 const COLUMNS: &str = "id, name, role, hint, created_at, revoked_at";
 
 #[async_trait]
-impl<DB> KeyStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Decode<'q, DB> + Type<DB>,
-{
+impl KeyStore for SqlStore<Db> {
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
         let sql = format!(
             "INSERT INTO api_keys (name, role, token_hash, hint, created_at) \

@@ -1,29 +1,16 @@
 //! Storage behind one `Store` trait, with a SQLite and a PostgreSQL implementation.
 //!
 //! The backend is chosen once, from the database URL's scheme. Both backends share the SQL in
-//! this module's children (written with `$n` placeholders, which both understand); what
-//! differs between them lives in `sqlite.rs`, `postgres.rs` and the two migration folders.
+//! `shared.rs`'s modules (written with `$n` placeholders, which both understand), compiled once
+//! for each; what differs between them lives in `backend.rs`, `sqlite.rs`, `postgres.rs` and the
+//! two migration folders.
 
-mod audit;
 mod backend;
 pub mod backup;
-mod bulk;
-mod catalogue;
 pub mod club_models;
-mod clubs;
-mod events;
-mod interactions;
-mod keys;
 pub mod models;
-mod plugins;
 mod postgres;
-mod segments;
-mod sql;
 mod sqlite;
-mod staff;
-mod subscribers;
-mod terms;
-mod views;
 
 use std::sync::Arc;
 

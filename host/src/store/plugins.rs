@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::{Executor, FromRow};
 
-use super::backend::{Backend, SqlStore, enum_text, parse_enum};
-use super::{
+use super::Db;
+use crate::domain::plugin::{Manifest, SettingValue};
+use crate::store::backend::{SqlStore, enum_text, parse_enum};
+use crate::store::{
     NewPluginVersion, PluginEvent, PluginFailureRecord, PluginRecord, PluginStateChange,
     PluginStore, PluginVersionRecord, StoreError, StoreResult,
 };
-use crate::domain::plugin::{Manifest, SettingValue};
 
 #[derive(FromRow)]
 struct PluginRow {
@@ -84,23 +85,7 @@ impl From<VersionRow> for PluginVersionRecord {
 }
 
 #[async_trait]
-impl<DB> PluginStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<Manifest>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<BTreeMap<String, SettingValue>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl PluginStore for SqlStore<Db> {
     async fn insert_plugin_version(&self, new: NewPluginVersion) -> StoreResult<()> {
         let manifest = &new.manifest;
         let kind = enum_text(&manifest.kind);
@@ -454,14 +439,9 @@ where
     }
 }
 
-async fn insert_event<'e, DB, E>(executor: E, id: &str, event: &PluginEvent) -> StoreResult<()>
+async fn insert_event<'e, E>(executor: E, id: &str, event: &PluginEvent) -> StoreResult<()>
 where
-    DB: Backend,
-    E: Executor<'e, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    E: Executor<'e, Database = Db>,
 {
     sqlx::query(
         "INSERT INTO plugin_events (plugin_id, version, action, detail, actor, at) \

@@ -7,6 +7,12 @@ use sqlx::postgres::PgPoolOptions;
 
 use super::{SqlStore, redact};
 
+/// The backend the shared SQL is compiled for here.
+type Db = sqlx::Postgres;
+
+#[path = "shared.rs"]
+mod shared;
+
 /// Connects and migrates; fails with the reason when the server cannot be reached.
 pub async fn open(url: &str) -> anyhow::Result<SqlStore<sqlx::Postgres>> {
     let pool = PgPoolOptions::new()

@@ -3,11 +3,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::FromRow;
 
-use super::backend::{Backend, SqlStore};
+use super::Db;
 use super::subscribers::{SUMMARY_COLUMNS, SummaryRow};
-use super::{
+use crate::store::backend::{Backend, SqlStore};
+use crate::store::{
     NewSegment, RefreshRecord, SegmentRecord, SegmentStore, StoreError, StoreResult,
     SubscriberSummary,
 };
@@ -86,21 +87,7 @@ impl From<RefreshRow> for RefreshRecord {
 }
 
 #[async_trait]
-impl<DB> SegmentStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl SegmentStore for SqlStore<Db> {
     async fn insert_segment(&self, new: NewSegment) -> StoreResult<SegmentRecord> {
         let sql = format!(
             "INSERT INTO segments (name, description, plugin_id, plugin_version, segment_key, \
@@ -231,7 +218,7 @@ where
             .await?;
         for chunk in members.chunks(MEMBER_CHUNK) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({}, {})", DB::param(2 * i + 1), DB::param(2 * i + 2)))
+                .map(|i| format!("({}, {})", Db::param(2 * i + 1), Db::param(2 * i + 2)))
                 .collect();
             let sql = format!(
                 "INSERT INTO segment_members (segment_id, subscriber_id) VALUES {}",

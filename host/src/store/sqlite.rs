@@ -8,6 +8,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::SqlStore;
 
+/// The backend the shared SQL is compiled for here.
+type Db = sqlx::Sqlite;
+
+#[path = "shared.rs"]
+mod shared;
+
 /// Opens the database file (creating its folder and the file), then migrates it.
 pub async fn open(url: &str) -> anyhow::Result<SqlStore<sqlx::Sqlite>> {
     let options = SqliteConnectOptions::from_str(url)

@@ -1,0 +1,60 @@
+//! The SQL both backends share, compiled once for each: every module below is written against
+//! `Db`, the backend of the module that declares this one (`sqlite.rs`, `postgres.rs`).
+
+use async_trait::async_trait;
+
+use super::Db;
+use crate::store::backend::{Backend, SqlStore};
+use crate::store::{Store, StoreResult};
+
+#[path = "audit.rs"]
+mod audit;
+#[path = "bulk.rs"]
+mod bulk;
+#[path = "catalogue.rs"]
+mod catalogue;
+#[path = "clubs.rs"]
+mod clubs;
+#[path = "events.rs"]
+mod events;
+#[path = "interactions.rs"]
+mod interactions;
+#[path = "keys.rs"]
+mod keys;
+#[path = "plugins.rs"]
+mod plugins;
+#[path = "segments.rs"]
+mod segments;
+#[path = "sql.rs"]
+mod sql;
+#[path = "staff.rs"]
+mod staff;
+#[path = "subscribers.rs"]
+mod subscribers;
+#[path = "terms.rs"]
+mod terms;
+#[path = "views.rs"]
+mod views;
+
+/// A connection of this backend, as a transaction lends it.
+type Connection = <Db as sqlx::Database>::Connection;
+
+/// A statement with its arguments, ready to run.
+type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
+
+#[async_trait]
+impl Store for SqlStore<Db> {
+    fn backend(&self) -> &'static str {
+        Db::SCHEME
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
