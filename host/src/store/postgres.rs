@@ -10,6 +10,8 @@ use super::{SqlStore, redact};
 /// The backend the shared SQL is compiled for here.
 type Db = sqlx::Postgres;
 
+// The other backend compiles the same files: that is the point.
+#[allow(clippy::duplicate_mod)]
 #[path = "shared.rs"]
 mod shared;
 

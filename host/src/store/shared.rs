@@ -7,33 +7,33 @@ use super::Db;
 use crate::store::backend::{Backend, SqlStore};
 use crate::store::{Store, StoreResult};
 
-#[path = "audit.rs"]
+#[path = "audit/sql.rs"]
 mod audit;
-#[path = "bulk.rs"]
+#[path = "bulk/sql.rs"]
 mod bulk;
-#[path = "catalogue.rs"]
+#[path = "catalogue/sql.rs"]
 mod catalogue;
-#[path = "clubs.rs"]
+#[path = "clubs/sql.rs"]
 mod clubs;
-#[path = "events.rs"]
+#[path = "events/sql.rs"]
 mod events;
-#[path = "interactions.rs"]
+#[path = "interactions/sql.rs"]
 mod interactions;
-#[path = "keys.rs"]
+#[path = "keys/sql.rs"]
 mod keys;
-#[path = "plugins.rs"]
+#[path = "plugins/sql.rs"]
 mod plugins;
-#[path = "segments.rs"]
+#[path = "segments/sql.rs"]
 mod segments;
 #[path = "sql.rs"]
 mod sql;
-#[path = "staff.rs"]
+#[path = "staff/sql.rs"]
 mod staff;
-#[path = "subscribers.rs"]
+#[path = "subscribers/sql.rs"]
 mod subscribers;
-#[path = "terms.rs"]
+#[path = "terms/sql.rs"]
 mod terms;
-#[path = "views.rs"]
+#[path = "views/sql.rs"]
 mod views;
 
 /// A connection of this backend, as a transaction lends it.

@@ -11,6 +11,8 @@ use super::SqlStore;
 /// The backend the shared SQL is compiled for here.
 type Db = sqlx::Sqlite;
 
+// The other backend compiles the same files: that is the point.
+#[allow(clippy::duplicate_mod)]
 #[path = "shared.rs"]
 mod shared;
 
