@@ -48,11 +48,13 @@ impl Store for SqlStore<Db> {
         Db::SCHEME
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn close(&self) {
         self.read.close().await;
         self.write.close().await;

@@ -29,6 +29,7 @@ const INSERT_ONE: &str = "INSERT INTO audit_log (at, actor_key_id, actor, role, 
 
 #[async_trait]
 impl AuditStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
         if entries.is_empty() {
             return Ok(());
@@ -45,6 +46,7 @@ impl AuditStore for SqlStore<Db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
         let mut query = Sql::new(
             "SELECT id, at, actor_key_id, actor, role, action, subscriber_id, request_id, detail \

@@ -125,6 +125,7 @@ const SEARCH_TERM_ROWS: usize = 5_000;
 
 #[async_trait]
 impl BulkStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscribers_by_legacy_id(&self, ids: &[String]) -> StoreResult<Vec<KnownSubscriber>> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -141,6 +142,7 @@ impl BulkStore for SqlStore<Db> {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscribers_by_sequence(&self, ids: &[i64]) -> StoreResult<Vec<KnownSubscriber>> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -157,6 +159,7 @@ impl BulkStore for SqlStore<Db> {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscribers_by_terms(
         &self,
         kind: TermKind,
@@ -193,6 +196,7 @@ impl BulkStore for SqlStore<Db> {
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn import_subscribers(
         &self,
         batch: &SubscriberBatch,
@@ -313,6 +317,7 @@ impl BulkStore for SqlStore<Db> {
         Ok(ids)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn existing_terms(
         &self,
         keys: &[(i64, i64, NaiveDate)],
@@ -343,6 +348,7 @@ impl BulkStore for SqlStore<Db> {
         Ok(found)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn import_terms(&self, terms: &[ImportedTerm], commit: bool) -> StoreResult<()> {
         let now = Utc::now();
         let mut tx = self.write.begin().await?;
@@ -403,6 +409,7 @@ impl BulkStore for SqlStore<Db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn refresh_statistics(&self) -> StoreResult<()> {
         if !Db::REFRESH_STATISTICS.is_empty() {
             sqlx::query(Db::REFRESH_STATISTICS)
@@ -412,6 +419,7 @@ impl BulkStore for SqlStore<Db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn export_subscribers(
         &self,
         after: i64,
@@ -436,6 +444,7 @@ impl BulkStore for SqlStore<Db> {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn export_terms(&self, after: i64, limit: i64) -> StoreResult<Vec<ExportedTerm>> {
         let sql = format!(
             "SELECT {TERM_COLUMNS}, s.legacy_id FROM terms t \

@@ -31,6 +31,7 @@ const PRICE_LIST_COLUMNS: &str = "publication_id, effective_from, prices";
 
 #[async_trait]
 impl CatalogueStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_publication(
         &self,
         definition: &PublicationDraft,
@@ -49,6 +50,7 @@ impl CatalogueStore for SqlStore<Db> {
         Ok(assemble(row, Vec::new()))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_publications(&self) -> StoreResult<Vec<Publication>> {
         let sql = format!("SELECT {PUBLICATION_COLUMNS} FROM publications ORDER BY code");
         let rows: Vec<PublicationRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
@@ -75,6 +77,7 @@ impl CatalogueStore for SqlStore<Db> {
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_publication(&self, code: &PublicationCode) -> StoreResult<Option<Publication>> {
         let sql = format!("SELECT {PUBLICATION_COLUMNS} FROM publications WHERE code = $1");
         let row: Option<PublicationRow> = sqlx::query_as(&sql)
@@ -102,6 +105,7 @@ impl CatalogueStore for SqlStore<Db> {
         Ok(Some(assemble(row, lists)))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_publication(&self, id: i64, definition: &PublicationDraft) -> StoreResult<()> {
         sqlx::query("UPDATE publications SET definition = $2 WHERE id = $1")
             .bind(id)
@@ -111,6 +115,7 @@ impl CatalogueStore for SqlStore<Db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn add_price_list(
         &self,
         publication_id: i64,

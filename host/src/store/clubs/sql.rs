@@ -203,6 +203,7 @@ fn definition_text(definition: &ClubDraft) -> String {
 
 #[async_trait]
 impl ClubStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_club(
         &self,
         definition: &ClubDraft,
@@ -227,12 +228,14 @@ impl ClubStore for SqlStore<Db> {
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_clubs(&self) -> StoreResult<Vec<ClubRecord>> {
         let sql = format!("SELECT {CLUB_COLUMNS} FROM clubs ORDER BY code");
         let rows: Vec<ClubRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_club(&self, code: &str) -> StoreResult<Option<ClubRecord>> {
         let sql = format!("SELECT {CLUB_COLUMNS} FROM clubs WHERE code = $1");
         let row: Option<ClubRow> = sqlx::query_as(&sql)
@@ -242,6 +245,7 @@ impl ClubStore for SqlStore<Db> {
         row.map(TryInto::try_into).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_club(
         &self,
         id: i64,
@@ -269,6 +273,7 @@ impl ClubStore for SqlStore<Db> {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn tiers_in_use(&self, club_id: i64) -> StoreResult<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT tier FROM club_memberships WHERE club_id = $1 \
@@ -280,6 +285,7 @@ impl ClubStore for SqlStore<Db> {
         Ok(rows.into_iter().map(|(t,)| t).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn memberships(
         &self,
         club_id: i64,
@@ -299,6 +305,7 @@ impl ClubStore for SqlStore<Db> {
         Ok(rows.into_iter().map(membership).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn overrides_in_force(
         &self,
         club_id: i64,
@@ -321,6 +328,7 @@ impl ClubStore for SqlStore<Db> {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn apply_tiers(
         &self,
         club_id: i64,
@@ -402,6 +410,7 @@ impl ClubStore for SqlStore<Db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn tiers_of(&self, first: i64, last: i64) -> StoreResult<Vec<(i64, String, String)>> {
         Ok(sqlx::query_as(
             "SELECT m.subscriber_id, c.code, m.tier FROM club_memberships m \
@@ -415,6 +424,7 @@ impl ClubStore for SqlStore<Db> {
         .await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscriber_memberships(
         &self,
         subscriber: i64,
@@ -442,6 +452,7 @@ impl ClubStore for SqlStore<Db> {
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn tier_history(&self, subscriber: i64) -> StoreResult<Vec<TierChange>> {
         let sql = format!(
             "SELECT {CHANGE_COLUMNS} FROM tier_changes t JOIN clubs c ON c.id = t.club_id \
@@ -454,6 +465,7 @@ impl ClubStore for SqlStore<Db> {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn club_changes(
         &self,
         club_id: i64,
@@ -471,6 +483,7 @@ impl ClubStore for SqlStore<Db> {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn members_by_tier(&self, club_id: i64) -> StoreResult<Vec<(String, i64)>> {
         Ok(sqlx::query_as(
             "SELECT tier, COUNT(*) FROM club_memberships WHERE club_id = $1 GROUP BY tier",
@@ -480,6 +493,7 @@ impl ClubStore for SqlStore<Db> {
         .await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscriber_overrides(&self, subscriber: i64) -> StoreResult<Vec<OverrideRecord>> {
         let sql = format!(
             "SELECT {OVERRIDE_COLUMNS} FROM tier_overrides o JOIN clubs c ON c.id = o.club_id \
@@ -494,6 +508,7 @@ impl ClubStore for SqlStore<Db> {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_override(
         &self,
         new: NewOverride,
@@ -533,6 +548,7 @@ impl ClubStore for SqlStore<Db> {
         Ok(record)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn end_override(
         &self,
         club_id: i64,
@@ -562,6 +578,7 @@ impl ClubStore for SqlStore<Db> {
         Ok(record)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn start_recompute(
         &self,
         club_id: i64,
@@ -601,6 +618,7 @@ impl ClubStore for SqlStore<Db> {
         self.get_recompute(id).await?.ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn recompute_progress(
         &self,
         id: i64,
@@ -624,6 +642,7 @@ impl ClubStore for SqlStore<Db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn finish_recompute(
         &self,
         id: i64,
@@ -644,6 +663,7 @@ impl ClubStore for SqlStore<Db> {
         self.get_recompute(id).await?.ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_recompute(&self, id: i64) -> StoreResult<Option<RecomputeRecord>> {
         let sql = format!(
             "SELECT {RECOMPUTE_COLUMNS} FROM club_recomputes r JOIN clubs c ON c.id = r.club_id \
@@ -656,6 +676,7 @@ impl ClubStore for SqlStore<Db> {
         Ok(row.map(Into::into))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn recomputes(&self, club_id: i64, limit: i64) -> StoreResult<Vec<RecomputeRecord>> {
         let sql = format!(
             "SELECT {RECOMPUTE_COLUMNS} FROM club_recomputes r JOIN clubs c ON c.id = r.club_id \

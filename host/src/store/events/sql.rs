@@ -96,6 +96,7 @@ fn tally(rows: Vec<(String, i64)>) -> InvitationCounts {
 
 #[async_trait]
 impl EventStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_event(&self, new: NewEvent) -> StoreResult<EventRecord> {
         let d = &new.draft;
         let (id,): (i64,) = sqlx::query_as(
@@ -118,6 +119,7 @@ impl EventStore for SqlStore<Db> {
         self.get_event(id).await?.ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_event(&self, id: i64) -> StoreResult<Option<EventRecord>> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM club_events e JOIN clubs c ON c.id = e.club_id \
@@ -139,6 +141,7 @@ impl EventStore for SqlStore<Db> {
         row.record(tally(counts)).map(Some)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_events(
         &self,
         club_id: i64,
@@ -179,6 +182,7 @@ impl EventStore for SqlStore<Db> {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn invite_members(
         &self,
         event_id: i64,
@@ -216,6 +220,7 @@ impl EventStore for SqlStore<Db> {
         Ok(i64::try_from(invited).unwrap_or(i64::MAX))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn answer_invitation(
         &self,
         event_id: i64,
@@ -311,6 +316,7 @@ impl EventStore for SqlStore<Db> {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn check_in(
         &self,
         event_id: i64,
@@ -348,6 +354,7 @@ impl EventStore for SqlStore<Db> {
         Ok(invitation)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn invitations(
         &self,
         event_id: i64,
@@ -373,6 +380,7 @@ impl EventStore for SqlStore<Db> {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscriber_invitations(&self, subscriber: i64) -> StoreResult<Vec<Invitation>> {
         let sql = format!(
             "SELECT {INVITATION_COLUMNS} FROM event_invitations WHERE subscriber_id = $1 \

@@ -135,6 +135,7 @@ struct CompensationRow {
 
 #[async_trait]
 impl InteractionStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_interaction(
         &self,
         new: &Interaction,
@@ -196,6 +197,7 @@ impl InteractionStore for SqlStore<Db> {
         self.get_interaction(id).await?.ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_interaction(&self, id: i64) -> StoreResult<Option<Interaction>> {
         let sql = format!("SELECT {COLUMNS} FROM interactions WHERE id = $1");
         let row: Option<Row> = sqlx::query_as(&sql)
@@ -205,6 +207,7 @@ impl InteractionStore for SqlStore<Db> {
         row.map(Interaction::try_from).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_interaction(
         &self,
         next: &Interaction,
@@ -280,6 +283,7 @@ impl InteractionStore for SqlStore<Db> {
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn interaction_steps(&self, id: i64) -> StoreResult<Vec<InteractionStep>> {
         let sql = format!(
             "SELECT {STEP_COLUMNS} FROM interaction_steps WHERE interaction_id = $1 ORDER BY id"
@@ -288,6 +292,7 @@ impl InteractionStore for SqlStore<Db> {
         rows.into_iter().map(InteractionStep::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_interactions(&self, filter: &InteractionFilter) -> StoreResult<Vec<Interaction>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM interactions WHERE ($1 IS NULL OR subscriber_id = $1) \
@@ -308,6 +313,7 @@ impl InteractionStore for SqlStore<Db> {
         rows.into_iter().map(Interaction::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn due_interactions(
         &self,
         until: DateTime<Utc>,
@@ -330,6 +336,7 @@ impl InteractionStore for SqlStore<Db> {
         rows.into_iter().map(Interaction::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn interactions_opened(
         &self,
         from: DateTime<Utc>,
@@ -347,6 +354,7 @@ impl InteractionStore for SqlStore<Db> {
         rows.into_iter().map(Interaction::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscriber_steps(
         &self,
         subscriber: SubscriberNumber,
@@ -378,6 +386,7 @@ impl InteractionStore for SqlStore<Db> {
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn compensations(&self, subscriber: SubscriberNumber) -> StoreResult<Vec<Compensation>> {
         let rows: Vec<CompensationRow> = sqlx::query_as(
             "SELECT id, interaction_id, subscriber_id, kind, term_id, days, amount, currency, \
@@ -412,6 +421,7 @@ impl InteractionStore for SqlStore<Db> {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn complaint_tallies(
         &self,
         first: i64,
@@ -454,6 +464,7 @@ impl InteractionStore for SqlStore<Db> {
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn renewal_outcomes(
         &self,
         from: NaiveDate,

@@ -36,6 +36,7 @@ const COLUMNS: &str = "id, name, role, hint, created_at, revoked_at";
 
 #[async_trait]
 impl KeyStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
         let sql = format!(
             "INSERT INTO api_keys (name, role, token_hash, hint, created_at) \
@@ -52,12 +53,14 @@ impl KeyStore for SqlStore<Db> {
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY id");
         let rows: Vec<KeyRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn revoke_api_key(&self, id: i64, at: DateTime<Utc>) -> StoreResult<ApiKey> {
         let sql = format!(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING {COLUMNS}"
@@ -70,6 +73,7 @@ impl KeyStore for SqlStore<Db> {
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_api_key(&self, token_hash: &str) -> StoreResult<Option<ApiKey>> {
         let sql =
             format!("SELECT {COLUMNS} FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL");
@@ -80,6 +84,7 @@ impl KeyStore for SqlStore<Db> {
         row.map(TryInto::try_into).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn count_active_admin_keys(&self) -> StoreResult<i64> {
         let (count,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL",

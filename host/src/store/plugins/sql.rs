@@ -86,6 +86,7 @@ impl From<VersionRow> for PluginVersionRecord {
 
 #[async_trait]
 impl PluginStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_plugin_version(&self, new: NewPluginVersion) -> StoreResult<()> {
         let manifest = &new.manifest;
         let kind = enum_text(&manifest.kind);
@@ -161,12 +162,14 @@ impl PluginStore for SqlStore<Db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_plugins(&self) -> StoreResult<Vec<PluginRecord>> {
         let sql = format!("SELECT {PLUGIN_COLUMNS} FROM plugins ORDER BY id");
         let rows: Vec<PluginRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
         rows.into_iter().map(PluginRecord::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_plugin(&self, id: &str) -> StoreResult<Option<PluginRecord>> {
         let sql = format!("SELECT {PLUGIN_COLUMNS} FROM plugins WHERE id = $1");
         let row: Option<PluginRow> = sqlx::query_as(&sql)
@@ -176,6 +179,7 @@ impl PluginStore for SqlStore<Db> {
         row.map(PluginRecord::try_from).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn plugin_versions(&self, id: &str) -> StoreResult<Vec<PluginVersionRecord>> {
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM plugin_versions WHERE plugin_id = $1 \
@@ -185,6 +189,7 @@ impl PluginStore for SqlStore<Db> {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn plugin_artefacts(
         &self,
         id: &str,
@@ -200,6 +205,7 @@ impl PluginStore for SqlStore<Db> {
         Ok(row)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn change_plugin_state(
         &self,
         id: &str,
@@ -237,6 +243,7 @@ impl PluginStore for SqlStore<Db> {
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn set_plugin_config(
         &self,
         id: &str,
@@ -262,6 +269,7 @@ impl PluginStore for SqlStore<Db> {
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_plugin(&self, id: &str, event: PluginEvent) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM segments WHERE plugin_id = $1")
@@ -292,6 +300,7 @@ impl PluginStore for SqlStore<Db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_plugin_failure(
         &self,
         id: &str,
@@ -363,6 +372,7 @@ impl PluginStore for SqlStore<Db> {
         Ok(tripped)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_plugin_success(&self, id: &str, version: &str) -> StoreResult<()> {
         // Nearly every batch succeeds with no streak to end: a read answers that without
         // queueing for the writer. (On a lagging replica a failure written a moment ago can
@@ -389,6 +399,7 @@ impl PluginStore for SqlStore<Db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn plugin_failures(&self, id: &str, limit: i64) -> StoreResult<Vec<PluginFailureRecord>> {
         let rows: Vec<(String, String, String, i64, DateTime<Utc>)> = sqlx::query_as(
             "SELECT version, cause, message, records, at FROM plugin_errors \
@@ -412,6 +423,7 @@ impl PluginStore for SqlStore<Db> {
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn plugin_events(&self, id: &str) -> StoreResult<Vec<PluginEvent>> {
         let rows: Vec<(
             Option<String>,

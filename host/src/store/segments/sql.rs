@@ -88,6 +88,7 @@ impl From<RefreshRow> for RefreshRecord {
 
 #[async_trait]
 impl SegmentStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_segment(&self, new: NewSegment) -> StoreResult<SegmentRecord> {
         let sql = format!(
             "INSERT INTO segments (name, description, plugin_id, plugin_version, segment_key, \
@@ -112,12 +113,14 @@ impl SegmentStore for SqlStore<Db> {
         Ok(row.into())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_segments(&self) -> StoreResult<Vec<SegmentRecord>> {
         let sql = format!("SELECT {SEGMENT_COLUMNS} FROM segments ORDER BY name");
         let rows: Vec<SegmentRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_segment(&self, name: &str) -> StoreResult<Option<SegmentRecord>> {
         let sql = format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE name = $1");
         let row: Option<SegmentRow> = sqlx::query_as(&sql)
@@ -127,6 +130,7 @@ impl SegmentStore for SqlStore<Db> {
         Ok(row.map(Into::into))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_segment(&self, id: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         for sql in [
@@ -140,6 +144,7 @@ impl SegmentStore for SqlStore<Db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn start_refresh(
         &self,
         segment_id: i64,
@@ -183,6 +188,7 @@ impl SegmentStore for SqlStore<Db> {
         Ok(row.into())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn refresh_progress(
         &self,
         id: i64,
@@ -203,6 +209,7 @@ impl SegmentStore for SqlStore<Db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn finish_refresh(
         &self,
         id: i64,
@@ -251,6 +258,7 @@ impl SegmentStore for SqlStore<Db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn fail_refresh(&self, id: i64, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query(
             "UPDATE segment_refreshes SET state = 'failed', error = $2, finished_at = $3 \
@@ -264,6 +272,7 @@ impl SegmentStore for SqlStore<Db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn refreshes(&self, segment_id: i64, limit: i64) -> StoreResult<Vec<RefreshRecord>> {
         let sql = format!(
             "SELECT {REFRESH_COLUMNS} FROM segment_refreshes WHERE segment_id = $1 \
@@ -277,6 +286,7 @@ impl SegmentStore for SqlStore<Db> {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn segment_members(
         &self,
         segment_id: i64,

@@ -33,6 +33,7 @@ const COLUMNS: &str = "id, name, email, active, created_at";
 
 #[async_trait]
 impl StaffStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_staff(&self, staff: NewStaff) -> StoreResult<Staff> {
         let sql = format!(
             "INSERT INTO staff (name, email, active, created_at) VALUES ($1, $2, TRUE, $3) RETURNING {COLUMNS}"
@@ -46,12 +47,14 @@ impl StaffStore for SqlStore<Db> {
         Ok(row.into())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_staff(&self) -> StoreResult<Vec<Staff>> {
         let sql = format!("SELECT {COLUMNS} FROM staff ORDER BY name, id");
         let rows: Vec<StaffRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_staff(&self, id: i64) -> StoreResult<Option<Staff>> {
         let sql = format!("SELECT {COLUMNS} FROM staff WHERE id = $1");
         let row: Option<StaffRow> = sqlx::query_as(&sql)

@@ -167,6 +167,7 @@ fn term_kind(text: &str) -> StoreResult<TermKind> {
 
 #[async_trait]
 impl SubscriberStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_subscriber(
         &self,
         new: NewSubscriber,
@@ -211,6 +212,7 @@ impl SubscriberStore for SqlStore<Db> {
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_subscriber(&self, number: SubscriberNumber) -> StoreResult<Option<Subscriber>> {
         let sql = format!("SELECT {CARD_COLUMNS} FROM subscribers WHERE id = $1");
         let row: Option<CardRow> = sqlx::query_as(&sql)
@@ -220,6 +222,7 @@ impl SubscriberStore for SqlStore<Db> {
         row.map(TryInto::try_into).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_profile(
         &self,
         number: SubscriberNumber,
@@ -264,6 +267,7 @@ impl SubscriberStore for SqlStore<Db> {
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_subscribers(
         &self,
         filter: &SubscriberFilter,
@@ -305,6 +309,7 @@ impl SubscriberStore for SqlStore<Db> {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_by_terms(&self, terms: &[SearchTerm]) -> StoreResult<Vec<TermMatch>> {
         if terms.is_empty() {
             return Ok(Vec::new());
@@ -336,6 +341,7 @@ impl SubscriberStore for SqlStore<Db> {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn search(&self, probe: &Probe, limit: i64) -> StoreResult<Vec<ProbeHit>> {
         let (sql_kind, lower, words): (&str, &str, &[String]) = match probe {
             Probe::Number(number) => return self.search_sequence(number.sequence()).await,
@@ -391,6 +397,7 @@ impl SubscriberStore for SqlStore<Db> {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_consents(
         &self,
         number: SubscriberNumber,
@@ -429,6 +436,7 @@ impl SubscriberStore for SqlStore<Db> {
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn consent_history(&self, number: SubscriberNumber) -> StoreResult<Vec<ConsentEvent>> {
         let rows: Vec<ConsentEventRow> = sqlx::query_as(
             "SELECT purpose, granted, channel, note, recorded_at, recorded_by FROM consent_events \
@@ -455,6 +463,7 @@ impl SubscriberStore for SqlStore<Db> {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn merge_subscribers(
         &self,
         plan: MergePlan,
@@ -558,6 +567,7 @@ impl SubscriberStore for SqlStore<Db> {
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn erase_subscriber(
         &self,
         number: SubscriberNumber,

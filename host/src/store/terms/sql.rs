@@ -202,11 +202,13 @@ struct LockedTerm {
 
 #[async_trait]
 impl TermStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_terms(&self, subscriber: SubscriberNumber) -> StoreResult<Vec<Term>> {
         self.terms_where("t.subscriber_id", subscriber.sequence())
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_order(
         &self,
         order: NewOrder,
@@ -264,6 +266,7 @@ impl TermStore for SqlStore<Db> {
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_order(&self, idempotency_key: &str) -> StoreResult<Option<Order>> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE idempotency_key = $1");
         let row: Option<OrderRow> = sqlx::query_as(&sql)
@@ -276,6 +279,7 @@ impl TermStore for SqlStore<Db> {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn change_term(
         &self,
         subscriber: SubscriberNumber,
@@ -379,6 +383,7 @@ impl TermStore for SqlStore<Db> {
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn due_terms(
         &self,
         from: NaiveDate,

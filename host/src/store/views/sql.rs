@@ -26,6 +26,7 @@ struct Row {
 
 #[async_trait]
 impl ViewStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn count_readers(&self) -> StoreResult<i64> {
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM subscribers WHERE merged_into IS NULL")
@@ -34,6 +35,7 @@ impl ViewStore for SqlStore<Db> {
         Ok(n)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn reader_rows(
         &self,
         after: i64,
@@ -73,6 +75,7 @@ impl ViewStore for SqlStore<Db> {
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn reader_terms(&self, first: i64, last: i64) -> StoreResult<Vec<(i64, Term)>> {
         // One row per reader, its terms gathered into JSON: sqlx hands rows over one at a time
         // (on SQLite, each through a channel from its worker thread), so a row per term cost
