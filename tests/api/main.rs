@@ -8,6 +8,7 @@ mod clubs;
 mod complaints;
 mod contract;
 mod demo;
+mod distributable;
 mod duplicates;
 mod helpers;
 mod import_rows;
