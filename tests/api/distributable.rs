@@ -136,6 +136,7 @@ struct Catalog {
     foreign: Vec<ForeignKey>,
 }
 
+#[derive(sqlx::FromRow)]
 struct ForeignKey {
     name: String,
     from: String,
@@ -327,35 +328,22 @@ async fn postgres_catalog(url: &str) -> Catalog {
     .fetch_all(&pool)
     .await
     .expect("unique keys");
-    let foreign: Vec<(String, String, Vec<String>, String, Vec<String>, String, String)> =
-        sqlx::query_as(
-            "SELECT c.conname::text, f.relname::text, \
-             ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(attnum, n) \
-                   JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.n), \
-             t.relname::text, \
-             ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(attnum, n) \
-                   JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum ORDER BY k.n), \
-             c.confupdtype::text, c.confdeltype::text \
-             FROM pg_constraint c JOIN pg_class f ON f.oid = c.conrelid JOIN pg_class t ON t.oid = c.confrelid \
-             WHERE c.contype = 'f' AND c.connamespace = current_schema()::text::regnamespace",
-        )
-        .fetch_all(&pool)
-        .await
-        .expect("foreign keys");
-    catalog.foreign = foreign
-        .into_iter()
-        .map(
-            |(name, from, columns, to, referenced, on_update, on_delete)| ForeignKey {
-                name,
-                from,
-                columns,
-                to,
-                referenced,
-                on_update,
-                on_delete,
-            },
-        )
-        .collect();
+    catalog.foreign = sqlx::query_as(
+        "SELECT c.conname::text AS name, f.relname::text AS \"from\", \
+         ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(attnum, n) \
+               JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.n) \
+               AS columns, \
+         t.relname::text AS \"to\", \
+         ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(attnum, n) \
+               JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum ORDER BY k.n) \
+               AS referenced, \
+         c.confupdtype::text AS on_update, c.confdeltype::text AS on_delete \
+         FROM pg_constraint c JOIN pg_class f ON f.oid = c.conrelid JOIN pg_class t ON t.oid = c.confrelid \
+         WHERE c.contype = 'f' AND c.connamespace = current_schema()::text::regnamespace",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("foreign keys");
     pool.close().await;
     catalog
 }
