@@ -157,8 +157,9 @@ async fn serve(config: Config, store: Arc<dyn store::Store>, database: TestDatab
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let token = |role, name| {
         let store = Arc::clone(&store);
+        let clock = clock.clone();
         async move {
-            keys::issue(&*store, name, role)
+            keys::issue(&*store, &clock, name, role)
                 .await
                 .expect("issue key")
                 .token

@@ -3,17 +3,17 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::types::Json;
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::FromRow;
 
 use super::audit::insert_audit;
-use super::backend::{Backend, SqlStore, enum_text, parse_enum};
-use super::replica::Freshness;
-use super::{
+use super::{Connection, Db};
+use crate::domain::club::{ClubDraft, Override, TierMove};
+use crate::store::backend::{Backend, SqlStore, enum_text, parse_enum};
+use crate::store::replica::Freshness;
+use crate::store::{
     AuditEntry, ClubRecord, ClubStore, Membership, NewOverride, OverrideRecord, RecomputeCounts,
     RecomputeRecord, StoreError, StoreResult, TierChange, TierUpdate,
 };
-use crate::domain::club::{ClubDraft, Override, TierMove};
 
 /// Minutes without progress after which a running recomputation counts as abandoned.
 const STALE_AFTER_MINUTES: i64 = 10;
@@ -188,10 +188,10 @@ impl From<RecomputeRow> for RecomputeRecord {
 }
 
 /// `rows` tuples of `width` parameters each, numbered in the order they are bound.
-fn values<DB: Backend>(rows: usize, width: usize) -> String {
+fn values(rows: usize, width: usize) -> String {
     (0..rows)
         .map(|row| {
-            let params: Vec<String> = (1..=width).map(|k| DB::param(row * width + k)).collect();
+            let params: Vec<String> = (1..=width).map(|k| Db::param(row * width + k)).collect();
             format!("({})", params.join(", "))
         })
         .collect::<Vec<_>>()
@@ -203,24 +203,8 @@ fn definition_text(definition: &ClubDraft) -> String {
 }
 
 #[async_trait]
-impl<DB> ClubStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Type<DB>,
-{
+impl ClubStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_club(
         &self,
         definition: &ClubDraft,
@@ -245,12 +229,14 @@ where
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_clubs(&self) -> StoreResult<Vec<ClubRecord>> {
         let sql = format!("SELECT {CLUB_COLUMNS} FROM clubs ORDER BY code");
         let rows: Vec<ClubRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_club(&self, code: &str) -> StoreResult<Option<ClubRecord>> {
         let sql = format!("SELECT {CLUB_COLUMNS} FROM clubs WHERE code = $1");
         let row: Option<ClubRow> = sqlx::query_as(&sql)
@@ -260,6 +246,7 @@ where
         row.map(TryInto::try_into).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_club(
         &self,
         id: i64,
@@ -287,6 +274,7 @@ where
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn tiers_in_use(&self, club_id: i64) -> StoreResult<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT tier FROM club_memberships WHERE club_id = $1 \
@@ -298,6 +286,7 @@ where
         Ok(rows.into_iter().map(|(t,)| t).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn memberships(
         &self,
         club_id: i64,
@@ -317,6 +306,7 @@ where
         Ok(rows.into_iter().map(membership).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn overrides_in_force(
         &self,
         club_id: i64,
@@ -339,6 +329,7 @@ where
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn apply_tiers(
         &self,
         club_id: i64,
@@ -360,7 +351,7 @@ where
                  THEN club_memberships.tier_since ELSE excluded.tier_since END, \
                  because = excluded.because, overridden = excluded.overridden, \
                  evaluated_at = excluded.evaluated_at",
-                values::<DB>(chunk.len(), 8)
+                values(chunk.len(), 8)
             );
             let mut query = sqlx::query(&sql);
             for u in chunk {
@@ -388,7 +379,7 @@ where
             let sql = format!(
                 "INSERT INTO tier_changes (club_id, subscriber_id, move, from_tier, to_tier, \
                  because, by_name, on_day, at) VALUES {}",
-                values::<DB>(chunk.len(), 9)
+                values(chunk.len(), 9)
             );
             let mut query = sqlx::query(&sql);
             for u in chunk {
@@ -420,6 +411,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn tiers_of(&self, first: i64, last: i64) -> StoreResult<Vec<(i64, String, String)>> {
         Ok(sqlx::query_as(
             "SELECT m.subscriber_id, c.code, m.tier FROM club_memberships m \
@@ -433,6 +425,7 @@ where
         .await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscriber_memberships(
         &self,
         subscriber: i64,
@@ -460,6 +453,7 @@ where
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn tier_history(&self, subscriber: i64) -> StoreResult<Vec<TierChange>> {
         let sql = format!(
             "SELECT {CHANGE_COLUMNS} FROM tier_changes t JOIN clubs c ON c.id = t.club_id \
@@ -472,6 +466,7 @@ where
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn club_changes(
         &self,
         club_id: i64,
@@ -489,6 +484,7 @@ where
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn members_by_tier(&self, club_id: i64) -> StoreResult<Vec<(String, i64)>> {
         Ok(sqlx::query_as(
             "SELECT tier, COUNT(*) FROM club_memberships WHERE club_id = $1 GROUP BY tier",
@@ -498,6 +494,7 @@ where
         .await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscriber_overrides(&self, subscriber: i64) -> StoreResult<Vec<OverrideRecord>> {
         let sql = format!(
             "SELECT {OVERRIDE_COLUMNS} FROM tier_overrides o JOIN clubs c ON c.id = o.club_id \
@@ -512,6 +509,7 @@ where
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_override(
         &self,
         new: NewOverride,
@@ -545,12 +543,13 @@ where
                 });
             }
         };
-        insert_audit::<DB>(&mut tx, &audit).await?;
-        let record = read_override::<DB>(&mut tx, id).await?;
+        insert_audit(&mut tx, &audit).await?;
+        let record = read_override(&mut tx, id).await?;
         tx.commit().await?;
         Ok(record)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn end_override(
         &self,
         club_id: i64,
@@ -574,12 +573,13 @@ where
             tx.rollback().await?;
             return Err(StoreError::NotFound);
         };
-        insert_audit::<DB>(&mut tx, &audit).await?;
-        let record = read_override::<DB>(&mut tx, id).await?;
+        insert_audit(&mut tx, &audit).await?;
+        let record = read_override(&mut tx, id).await?;
         tx.commit().await?;
         Ok(record)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn start_recompute(
         &self,
         club_id: i64,
@@ -619,6 +619,7 @@ where
         self.get_recompute(id).await?.ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn recompute_progress(
         &self,
         id: i64,
@@ -642,6 +643,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn finish_recompute(
         &self,
         id: i64,
@@ -662,6 +664,7 @@ where
         self.get_recompute(id).await?.ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_recompute(&self, id: i64) -> StoreResult<Option<RecomputeRecord>> {
         let sql = format!(
             "SELECT {RECOMPUTE_COLUMNS} FROM club_recomputes r JOIN clubs c ON c.id = r.club_id \
@@ -674,6 +677,7 @@ where
         Ok(row.map(Into::into))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn recomputes(&self, club_id: i64, limit: i64) -> StoreResult<Vec<RecomputeRecord>> {
         let sql = format!(
             "SELECT {RECOMPUTE_COLUMNS} FROM club_recomputes r JOIN clubs c ON c.id = r.club_id \
@@ -688,19 +692,7 @@ where
     }
 }
 
-async fn read_override<DB>(conn: &mut DB::Connection, id: i64) -> StoreResult<OverrideRecord>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Decode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Decode<'q, DB> + Type<DB>,
-{
+async fn read_override(conn: &mut Connection, id: i64) -> StoreResult<OverrideRecord> {
     let sql = format!(
         "SELECT {OVERRIDE_COLUMNS} FROM tier_overrides o JOIN clubs c ON c.id = o.club_id \
          WHERE o.id = $1"

@@ -3,11 +3,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::FromRow;
 
-use super::backend::{Backend, SqlStore};
+use super::Db;
 use super::subscribers::{SUMMARY_COLUMNS, SummaryRow};
-use super::{
+use crate::store::backend::{Backend, SqlStore};
+use crate::store::{
     NewSegment, RefreshRecord, SegmentRecord, SegmentStore, StoreError, StoreResult,
     SubscriberSummary,
 };
@@ -86,21 +87,8 @@ impl From<RefreshRow> for RefreshRecord {
 }
 
 #[async_trait]
-impl<DB> SegmentStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl SegmentStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_segment(&self, new: NewSegment) -> StoreResult<SegmentRecord> {
         let sql = format!(
             "INSERT INTO segments (name, description, plugin_id, plugin_version, segment_key, \
@@ -125,12 +113,14 @@ where
         Ok(row.into())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_segments(&self) -> StoreResult<Vec<SegmentRecord>> {
         let sql = format!("SELECT {SEGMENT_COLUMNS} FROM segments ORDER BY name");
         let rows: Vec<SegmentRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_segment(&self, name: &str) -> StoreResult<Option<SegmentRecord>> {
         let sql = format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE name = $1");
         let row: Option<SegmentRow> = sqlx::query_as(&sql)
@@ -140,6 +130,7 @@ where
         Ok(row.map(Into::into))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_segment(&self, id: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         for sql in [
@@ -153,6 +144,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn start_refresh(
         &self,
         segment_id: i64,
@@ -196,6 +188,7 @@ where
         Ok(row.into())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn refresh_progress(
         &self,
         id: i64,
@@ -216,6 +209,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn finish_refresh(
         &self,
         id: i64,
@@ -231,7 +225,7 @@ where
             .await?;
         for chunk in members.chunks(MEMBER_CHUNK) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({}, {})", DB::param(2 * i + 1), DB::param(2 * i + 2)))
+                .map(|i| format!("({}, {})", Db::param(2 * i + 1), Db::param(2 * i + 2)))
                 .collect();
             let sql = format!(
                 "INSERT INTO segment_members (segment_id, subscriber_id) VALUES {}",
@@ -264,6 +258,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn fail_refresh(&self, id: i64, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query(
             "UPDATE segment_refreshes SET state = 'failed', error = $2, finished_at = $3 \
@@ -277,6 +272,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn refreshes(&self, segment_id: i64, limit: i64) -> StoreResult<Vec<RefreshRecord>> {
         let sql = format!(
             "SELECT {REFRESH_COLUMNS} FROM segment_refreshes WHERE segment_id = $1 \
@@ -290,6 +286,7 @@ where
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn segment_members(
         &self,
         segment_id: i64,
