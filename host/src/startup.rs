@@ -151,7 +151,8 @@ pub struct Application {
 impl Application {
     /// Opens the configured database and binds the configured address.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let store = store::open(&config.database_url()).await?;
+        let standby = config.standby()?;
+        let store = store::open_with_standby(&config.database_url(), standby.as_ref()).await?;
         Self::build_with_store(config, store).await
     }
 
@@ -166,6 +167,7 @@ impl Application {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        config.standby()?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!(
                 "cannot listen on {}; is another service using it?",

@@ -30,7 +30,12 @@ pub struct TestApp {
 
 enum TestDatabase {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { server: String, name: String },
+    Postgres {
+        server: String,
+        name: String,
+    },
+    /// Owned by the caller (a cluster a test started itself).
+    External,
 }
 
 impl Drop for TestDatabase {
@@ -124,9 +129,6 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    if std::env::var("TEST_LOG").is_ok() {
-        masthead::telemetry::init_logging(masthead::config::LogFormat::Human, "debug");
-    }
     let (url, database) = fresh_database().await;
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("address"),
@@ -135,6 +137,18 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     };
     adjust(&mut config);
     let store = store::open(&url).await.expect("open the test database");
+    serve(config, store, database).await
+}
+
+/// The service on an already opened store whose database the caller owns.
+pub async fn spawn_app_on(config: Config, store: Arc<dyn store::Store>) -> TestApp {
+    serve(config, store, TestDatabase::External).await
+}
+
+async fn serve(config: Config, store: Arc<dyn store::Store>, database: TestDatabase) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        masthead::telemetry::init_logging(masthead::config::LogFormat::Human, "debug");
+    }
     let clock = FixedClock::at(chrono::Utc::now());
     let app = Application::build_with_clock(&config, Arc::clone(&store), Arc::new(clock.clone()))
         .await

@@ -21,6 +21,8 @@ mod plugins;
 mod privacy;
 mod profile_rules;
 mod renewals;
+mod replica;
 mod search;
+mod standby;
 mod subscribers;
 mod timeline;

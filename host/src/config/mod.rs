@@ -4,6 +4,7 @@ mod complaints;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use figment::Figment;
@@ -14,6 +15,7 @@ use crate::domain::CountryCode;
 use crate::domain::money::{BasisPoints, Currency};
 use crate::domain::pricing::{LoyaltyPolicy, Stacking};
 use crate::services::renewals::RenewalPolicy;
+use crate::store::StandbySettings;
 pub use complaints::ComplaintSettings;
 
 /// The settings a running instance needs.
@@ -26,6 +28,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://...`; unset means a SQLite file in `data_dir`.
     pub database_url: Option<String>,
+    /// `postgres://...` of a hot standby of `database_url` that serves searches, card reads
+    /// and population reads (see the README on read replicas); unset reads from the primary.
+    pub database_read_url: Option<String>,
+    /// A standby further behind the primary than this, in milliseconds, is skipped.
+    pub database_read_max_lag_ms: u64,
     /// `human` for a terminal, `json` for a log collector.
     pub log_format: LogFormat,
     /// A tracing filter such as `info` or `masthead=debug,sqlx=warn`; `RUST_LOG` wins.
@@ -173,6 +180,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("data"),
             database_url: None,
+            database_read_url: None,
+            database_read_max_lag_ms: 5_000,
             log_format: LogFormat::Human,
             log_level: "info".into(),
             body_limit_bytes: 1024 * 1024,
@@ -224,7 +233,23 @@ impl Config {
         config.currency()?;
         config.renewals.loyalty()?;
         config.complaints.policy()?;
+        config.standby()?;
         Ok(config)
+    }
+
+    /// The hot standby in force, if any; refused unless the database is PostgreSQL.
+    pub fn standby(&self) -> anyhow::Result<Option<StandbySettings>> {
+        let Some(url) = &self.database_read_url else {
+            return Ok(None);
+        };
+        let primary = self.database_url();
+        if !(primary.starts_with("postgres:") || primary.starts_with("postgresql:")) {
+            anyhow::bail!("{}", crate::store::replica::sqlite_refusal());
+        }
+        Ok(Some(StandbySettings {
+            url: url.clone(),
+            max_lag: Duration::from_millis(self.database_read_max_lag_ms),
+        }))
     }
 
     /// The database URL in force: the configured one, else the SQLite file in the data folder.
@@ -299,6 +324,22 @@ mod tests {
             assert!(Config::load(None, &Overrides::default()).is_err());
             jail.create_file("masthead.toml", "currency = \"euro\"\n")?;
             assert!(Config::load(None, &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_standby_is_refused_with_sqlite_and_taken_with_postgres() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MASTHEAD_DATABASE_READ_URL", "postgres://u@standby/m");
+            let refused = Config::load(None, &Overrides::default()).expect_err("sqlite");
+            assert!(format!("{refused:#}").contains("read replicas are a PostgreSQL feature"));
+            jail.set_env("MASTHEAD_DATABASE_URL", "postgres://u@primary/m");
+            jail.set_env("MASTHEAD_DATABASE_READ_MAX_LAG_MS", "250");
+            let config = Config::load(None, &Overrides::default()).expect("postgres");
+            let standby = config.standby().expect("valid").expect("a standby");
+            assert_eq!(standby.url, "postgres://u@standby/m");
+            assert_eq!(standby.max_lag, Duration::from_millis(250));
             Ok(())
         });
     }

@@ -21,7 +21,9 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The process can serve: its database answers.
+/// The process can serve: its database answers. With a hot standby configured, a second
+/// line says what the last check of it saw (a standby that is down or lagging does not make
+/// the process unready: its reads go to the primary).
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -29,11 +31,19 @@ async fn healthz() -> &'static str {
     responses((status = 200, body = String), (status = 503, body = String))
 )]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let standby = state
+        .store
+        .standby()
+        .map(|s| format!("\nstandby: {}", s.health()))
+        .unwrap_or_default();
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
+        Ok(()) => (StatusCode::OK, format!("ready{standby}")),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("database unavailable{standby}"),
+            )
         }
     }
 }

@@ -17,6 +17,7 @@ mod offers;
 mod page;
 mod plugins;
 mod publications;
+mod replica;
 mod search;
 mod segments;
 mod staff;
@@ -169,6 +170,10 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
                 async move { Json(api) }
             }),
         )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            replica::sessions,
+        ))
         .route_layer(middleware::from_fn(track_metrics))
         .fallback(|| async { error::ApiError::not_found("no such route; see /api/v1/openapi.json") })
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))

@@ -7,6 +7,7 @@
 use sqlx::{Database, Pool};
 
 use super::StoreResult;
+use super::replica::StandbyPool;
 
 /// The sqlx backends Masthead runs on, and the bits of SQL that differ between them.
 pub trait Backend: Database {
@@ -119,15 +120,20 @@ impl Backend for sqlx::Postgres {
 
 /// The store over one database. Reads use `read`; writes use `write`, which for SQLite is a
 /// single connection so that writers queue in the host instead of failing with "database is
-/// locked". For PostgreSQL both are the same pool.
+/// locked". For PostgreSQL both are the same pool, and `standby` may take some reads.
 pub struct SqlStore<DB: Database> {
     pub(super) read: Pool<DB>,
     pub(super) write: Pool<DB>,
+    pub(super) standby: Option<StandbyPool<DB>>,
 }
 
 impl<DB: Database> SqlStore<DB> {
     pub(super) fn new(read: Pool<DB>, write: Pool<DB>) -> Self {
-        Self { read, write }
+        Self {
+            read,
+            write,
+            standby: None,
+        }
     }
 }
 

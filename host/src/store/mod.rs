@@ -16,6 +16,7 @@ mod interactions;
 mod keys;
 mod plugins;
 mod postgres;
+pub mod replica;
 mod segments;
 mod sqlite;
 mod staff;
@@ -37,6 +38,7 @@ pub use events::*;
 pub use interactions::*;
 pub use keys::*;
 pub use plugins::*;
+pub use replica::{StandbySettings, open_with_standby};
 pub use segments::*;
 pub use staff::*;
 pub use subscribers::*;
@@ -93,6 +95,10 @@ pub trait Store:
     fn backend(&self) -> &'static str;
     /// Fails unless the database answers a trivial query.
     async fn ping(&self) -> StoreResult<()>;
+    /// The hot standby some reads go to, when one is configured.
+    fn standby(&self) -> Option<Arc<replica::Standby>> {
+        None
+    }
     async fn close(&self);
 }
 

@@ -1,10 +1,13 @@
 //! The SQL both backends share, compiled once for each: every module below is written against
 //! `Db`, the backend of the module that declares this one (`sqlite.rs`, `postgres.rs`).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::Db;
 use crate::store::backend::{Backend, SqlStore};
+use crate::store::replica::{Standby, StandbyPool};
 use crate::store::{Store, StoreResult};
 
 #[path = "audit/sql.rs"]
@@ -54,8 +57,13 @@ impl Store for SqlStore<Db> {
         Ok(())
     }
 
+    fn standby(&self) -> Option<Arc<Standby>> {
+        self.standby.as_ref().map(StandbyPool::handle)
+    }
+
     #[tracing::instrument(level = "debug", skip_all)]
     async fn close(&self) {
+        self.close_standby().await;
         self.read.close().await;
         self.write.close().await;
     }

@@ -9,6 +9,7 @@ use super::audit::insert_audit;
 use super::{Connection, Db};
 use crate::domain::club::{ClubDraft, Override, TierMove};
 use crate::store::backend::{Backend, SqlStore, enum_text, parse_enum};
+use crate::store::replica::Freshness;
 use crate::store::{
     AuditEntry, ClubRecord, ClubStore, Membership, NewOverride, OverrideRecord, RecomputeCounts,
     RecomputeRecord, StoreError, StoreResult, TierChange, TierUpdate,
@@ -420,7 +421,7 @@ impl ClubStore for SqlStore<Db> {
         )
         .bind(first)
         .bind(last)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader(Freshness::Committed).await?)
         .await?)
     }
 

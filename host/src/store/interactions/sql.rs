@@ -13,6 +13,7 @@ use crate::domain::interaction::{Category, Interaction};
 use crate::domain::money::{Currency, Money};
 use crate::domain::sla::DueTimes;
 use crate::store::backend::{Backend, SqlStore, parse_enum};
+use crate::store::replica::Freshness;
 use crate::store::{
     AuditEntry, Compensation, CompensationGrant, ComplaintTally, InteractionFilter,
     InteractionStep, InteractionStore, NewStep, RenewalOutcome, StoreError, StoreResult,
@@ -444,7 +445,7 @@ impl InteractionStore for SqlStore<Db> {
         .bind(last)
         .bind(now)
         .bind(now - chrono::Duration::days(365))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader(Freshness::Committed).await?)
         .await?;
         let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
         Ok(rows

@@ -15,6 +15,7 @@ use crate::domain::{
     ConsentChange, ConsentEvent, Consents, Profile, ProfileDraft, SubscriberNumber,
 };
 use crate::store::backend::{Backend, SqlStore, enum_text, parse_enum};
+use crate::store::replica::Freshness;
 use crate::store::{
     AuditEntry, MergePlan, NewSubscriber, ProbeHit, StoreError, StoreResult, Subscriber,
     SubscriberFilter, SubscriberStore, SubscriberSummary, TermMatch,
@@ -217,7 +218,7 @@ impl SubscriberStore for SqlStore<Db> {
         let sql = format!("SELECT {CARD_COLUMNS} FROM subscribers WHERE id = $1");
         let row: Option<CardRow> = sqlx::query_as(&sql)
             .bind(number.sequence())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader(Freshness::OwnWrites).await?)
             .await?;
         row.map(TryInto::try_into).transpose()
     }
@@ -386,7 +387,10 @@ impl SubscriberStore for SqlStore<Db> {
         query
             .push(" ORDER BY t.term, t.subscriber_id LIMIT ")
             .bind(limit);
-        let rows: Vec<HitRow> = query.query_as().fetch_all(&self.read).await?;
+        let rows: Vec<HitRow> = query
+            .query_as()
+            .fetch_all(&mut *self.reader(Freshness::OwnWrites).await?)
+            .await?;
         rows.into_iter()
             .map(|row| {
                 Ok(ProbeHit {
@@ -621,7 +625,7 @@ impl SqlStore<Db> {
         );
         let row: Option<SummaryRow> = sqlx::query_as(&sql)
             .bind(sequence)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader(Freshness::OwnWrites).await?)
             .await?;
         row.map(|r| {
             Ok(ProbeHit {

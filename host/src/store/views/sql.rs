@@ -11,6 +11,7 @@ use crate::domain::subscriber::ProfileDraft;
 use crate::domain::term::Term;
 use crate::domain::{Consents, Profile};
 use crate::store::backend::{Backend, SqlStore};
+use crate::store::replica::Freshness;
 use crate::store::{ComplaintTally, ReaderRow, StoreResult, ViewStore};
 
 #[derive(FromRow)]
@@ -30,7 +31,7 @@ impl ViewStore for SqlStore<Db> {
     async fn count_readers(&self) -> StoreResult<i64> {
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM subscribers WHERE merged_into IS NULL")
-                .fetch_one(&self.read)
+                .fetch_one(&mut *self.reader(Freshness::Committed).await?)
                 .await?;
         Ok(n)
     }
@@ -57,7 +58,7 @@ impl ViewStore for SqlStore<Db> {
             .bind(after)
             .bind(through)
             .bind(limit)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader(Freshness::Committed).await?)
             .await?;
         Ok(rows
             .into_iter()
@@ -93,7 +94,7 @@ impl ViewStore for SqlStore<Db> {
         let readers: Vec<(i64, String)> = sqlx::query_as(&sql)
             .bind(first)
             .bind(last)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader(Freshness::Committed).await?)
             .await?;
         let mut terms = Vec::with_capacity(readers.len() * 4);
         for (subscriber, json) in readers {
