@@ -150,7 +150,8 @@ where
         + super::InteractionStore
         + super::ClubStore
         + super::EventStore
-        + super::BackupStore,
+        + super::BackupStore
+        + super::JobStore,
 {
     fn backend(&self) -> &'static str {
         DB::SCHEME

@@ -1,7 +1,7 @@
 //! The records the store reads and writes for reader clubs and their events.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::club::event::{EventDraft, EventKind, InvitationState};
@@ -76,7 +76,7 @@ pub struct NewOverride {
 }
 
 /// What a recomputation has done so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RecomputeCounts {
     pub processed: i64,
     pub joined: i64,
@@ -105,22 +105,6 @@ impl RecomputeCounts {
             TierMove::Left => self.left += 1,
         }
     }
-}
-
-/// A recomputation job of one club.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RecomputeRecord {
-    pub id: i64,
-    pub club: String,
-    /// `running`, `done` or `failed`.
-    pub state: String,
-    pub total: i64,
-    #[serde(flatten)]
-    pub counts: RecomputeCounts,
-    pub error: Option<String>,
-    pub started_by: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
 }
 
 /// How many invited readers stand where.

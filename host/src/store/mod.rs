@@ -13,6 +13,7 @@ pub mod club_models;
 mod clubs;
 mod events;
 mod interactions;
+mod jobs;
 mod keys;
 pub mod models;
 mod plugins;
@@ -40,6 +41,9 @@ use crate::domain::{ConsentChange, ConsentEvent, Profile, SubscriberNumber};
 pub use backend::SqlStore;
 pub use backup::BackupStore;
 pub use club_models::*;
+pub use jobs::{
+    Beat, Claim, Ending, Fence, JobFilter, JobRecord, JobRun, JobState, JobStore, NewJob, capped,
+};
 pub use models::*;
 
 /// What went wrong in storage, in terms the service layer can act on.
@@ -255,37 +259,19 @@ pub trait SegmentStore: Send + Sync {
     async fn insert_segment(&self, new: NewSegment) -> StoreResult<SegmentRecord>;
     async fn list_segments(&self) -> StoreResult<Vec<SegmentRecord>>;
     async fn get_segment(&self, name: &str) -> StoreResult<Option<SegmentRecord>>;
-    /// Removes the segment with its members and refresh history.
+    /// Removes the segment with its members (its refresh jobs stay in the jobs' history).
     async fn delete_segment(&self, id: i64) -> StoreResult<()>;
-    /// Starts a refresh job; one already running (and not abandoned) is a conflict.
-    async fn start_refresh(
-        &self,
-        segment_id: i64,
-        plugin_version: &str,
-        total: i64,
-        by: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<RefreshRecord>;
-    async fn refresh_progress(
-        &self,
-        id: i64,
-        processed: i64,
-        failed: i64,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// Replaces the members in one transaction and marks the refresh done.
+    /// Writes the ending of the refresh job if its fence still holds and, with it in one
+    /// transaction, replaces the members; answers whether it did (false: another host holds
+    /// the job now, and nothing was written).
     async fn finish_refresh(
         &self,
-        id: i64,
+        fence: &Fence,
         segment_id: i64,
         members: &[i64],
-        failed: i64,
+        result: serde_json::Value,
         at: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// Marks the refresh failed; the members of the last good refresh stay.
-    async fn fail_refresh(&self, id: i64, error: &str, at: DateTime<Utc>) -> StoreResult<()>;
-    /// The latest refreshes, newest first.
-    async fn refreshes(&self, segment_id: i64, limit: i64) -> StoreResult<Vec<RefreshRecord>>;
+    ) -> StoreResult<bool>;
     /// Members with a sequence above `after`, in order.
     async fn segment_members(
         &self,
@@ -399,7 +385,7 @@ pub trait InteractionStore: Send + Sync {
     ) -> StoreResult<Vec<RenewalOutcome>>;
 }
 
-/// Reader clubs: definitions, memberships, the tier history, overrides and recomputations.
+/// Reader clubs: definitions, memberships, the tier history and overrides.
 #[async_trait]
 pub trait ClubStore: Send + Sync {
     /// A taken code is a conflict.
@@ -435,7 +421,7 @@ pub trait ClubStore: Send + Sync {
         last: i64,
     ) -> StoreResult<Vec<(i64, Override)>>;
     /// Writes the changed standings, their moves and the ends of expired overrides in one
-    /// transaction.
+    /// transaction; for a recomputation job, only while its `fence` holds (else a conflict).
     async fn apply_tiers(
         &self,
         club_id: i64,
@@ -443,6 +429,7 @@ pub trait ClubStore: Send + Sync {
         expired: &[i64],
         by: &str,
         at: DateTime<Utc>,
+        fence: Option<&Fence>,
     ) -> StoreResult<()>;
     /// `(subscriber, club code, tier)` of subscribers `first..=last` that hold any tier.
     async fn tiers_of(&self, first: i64, last: i64) -> StoreResult<Vec<(i64, String, String)>>;
@@ -477,30 +464,6 @@ pub trait ClubStore: Send + Sync {
         at: DateTime<Utc>,
         audit: AuditEntry,
     ) -> StoreResult<OverrideRecord>;
-    /// Starts a job; one already running (and not abandoned) is a conflict.
-    async fn start_recompute(
-        &self,
-        club_id: i64,
-        total: i64,
-        by: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<RecomputeRecord>;
-    async fn recompute_progress(
-        &self,
-        id: i64,
-        counts: RecomputeCounts,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    async fn finish_recompute(
-        &self,
-        id: i64,
-        counts: RecomputeCounts,
-        error: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> StoreResult<RecomputeRecord>;
-    async fn get_recompute(&self, id: i64) -> StoreResult<Option<RecomputeRecord>>;
-    /// The latest jobs, newest first.
-    async fn recomputes(&self, club_id: i64, limit: i64) -> StoreResult<Vec<RecomputeRecord>>;
 }
 
 /// Club events and their invitations.
@@ -567,6 +530,7 @@ pub trait Store:
     + ClubStore
     + EventStore
     + BackupStore
+    + JobStore
 {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;

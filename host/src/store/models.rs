@@ -432,24 +432,6 @@ pub struct NewSegment {
     pub at: DateTime<Utc>,
 }
 
-/// One refresh of a segment: a job while it runs, a point of the size history after.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RefreshRecord {
-    pub id: i64,
-    /// running, done or failed.
-    pub state: String,
-    pub plugin_version: String,
-    pub processed: i64,
-    pub total: i64,
-    pub size: Option<i64>,
-    /// Records the plugin returned an error for (left out of the segment).
-    pub failed_records: i64,
-    pub error: Option<String>,
-    pub started_by: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
 /// One step of an interaction's workflow, as recorded.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct InteractionStep {
