@@ -12,6 +12,7 @@ mod duplicates;
 mod helpers;
 mod import_rows;
 mod imports;
+mod jobs;
 mod merge;
 mod money;
 mod operations;
