@@ -100,3 +100,34 @@ fn time_of(key: &str, text: &str, enabled: bool) -> anyhow::Result<Option<NaiveT
         .map_err(|_| anyhow::anyhow!("{key}: write a time of day as HH:MM (UTC), not `{text}`"))?;
     Ok(enabled.then_some(time))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_leases_are_checked() {
+        let defaults = JobsConfig::default();
+        assert!(defaults.settings().is_ok());
+        assert_eq!(
+            defaults.recompute_time().expect("a time"),
+            NaiveTime::from_hms_opt(2, 0, 0)
+        );
+        let off = JobsConfig {
+            renewals_enabled: false,
+            ..JobsConfig::default()
+        };
+        assert_eq!(off.renewals_time().expect("a time"), None);
+        let late = JobsConfig {
+            recompute_at: "25:00".into(),
+            ..JobsConfig::default()
+        };
+        let error = late.recompute_time().expect_err("not a time").to_string();
+        assert!(error.contains("jobs.recompute_at"), "{error}");
+        let short = JobsConfig {
+            lease_secs: 5,
+            ..JobsConfig::default()
+        };
+        assert!(short.settings().is_err());
+    }
+}
