@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use masthead::domain::{Role, SubscriberNumber};
+use masthead::services::clock::SystemClock;
 use masthead::services::keys;
 use masthead::store::Store;
 use reqwest::multipart::{Form, Part};
@@ -326,10 +327,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let load = started.elapsed();
 
-    let token = keys::issue(&*store, "load driver", Role::Staff)
+    let token = keys::issue(&*store, &SystemClock, "load driver", Role::Staff)
         .await?
         .token;
-    let admin = keys::issue(&*store, "load driver admin", Role::Admin)
+    let admin = keys::issue(&*store, &SystemClock, "load driver admin", Role::Admin)
         .await?
         .token;
     let samples = Arc::new(sample(&store, count).await?);

@@ -20,6 +20,7 @@ use masthead::domain::CountryCode;
 use masthead::domain::Role;
 use masthead::domain::money::Currency;
 use masthead::domain::publication::PublicationDraft;
+use masthead::services::clock::SystemClock;
 use masthead::services::legacy::{ImportObserver, ImportOptions, Importer, Rejection};
 use masthead::store::{self, Actor};
 
@@ -256,6 +257,7 @@ async fn main() -> anyhow::Result<()> {
     let store = open_with_titles(&url).await?;
     let importer = Importer::new(
         Arc::clone(&store),
+        Arc::new(SystemClock),
         CountryCode::parse("GB").map_err(anyhow::Error::msg)?,
         Currency::parse("GBP").map_err(anyhow::Error::msg)?,
         Actor {

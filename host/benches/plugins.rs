@@ -18,6 +18,7 @@ use masthead::domain::Role;
 use masthead::domain::plugin::PluginKind;
 use masthead::runtime::bindings::wit;
 use masthead::runtime::{Invocation, PluginRuntime};
+use masthead::services::clock::SystemClock;
 use masthead::services::keys;
 use masthead::startup::Application;
 use rand::rngs::StdRng;
@@ -288,7 +289,9 @@ async fn through_the_service(subscribers: usize) -> anyhow::Result<()> {
         "loaded {subscribers} demo readers in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let admin = keys::issue(&*store, "bench", Role::Admin).await?.token;
+    let admin = keys::issue(&*store, &SystemClock, "bench", Role::Admin)
+        .await?
+        .token;
     let app = Application::build(&config).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped(std::future::pending()));

@@ -66,7 +66,11 @@ impl Services {
             audit.clone(),
             config.home_country()?,
         ));
-        let catalogue = Arc::new(Catalogue::new(Arc::clone(&store), currency));
+        let catalogue = Arc::new(Catalogue::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            currency,
+        ));
         let jobs = Arc::new(Jobs::new(Arc::clone(&store), config.jobs.settings()?));
         let runtime = Arc::new(PluginRuntime::new(config.plugins.runtime())?);
         let plugins = Arc::new(Plugins::new(

@@ -198,7 +198,7 @@ async fn a_key_revoked_elsewhere_stops_working_within_the_cache_time() {
         let app = crate::helpers::spawn_app_with(|c| c.key_cache_secs = seconds).await;
         let url = app.config.database_url.clone().expect("url");
         let store = masthead::store::open(&url).await.expect("open");
-        let issued = masthead::services::keys::issue(&*store, "temp desk", Role::Staff)
+        let issued = masthead::services::keys::issue(&*store, &app.clock, "temp desk", Role::Staff)
             .await
             .expect("issue");
         assert_eq!(

@@ -58,10 +58,14 @@ async fn a_fresh_install_writes_its_first_admin_key_to_a_private_file_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
     let store = masthead::store::open(&url).await.expect("open");
-    let path = masthead::services::keys::bootstrap_admin(&*store, dir.path())
-        .await
-        .expect("bootstrap")
-        .expect("a key was made");
+    let path = masthead::services::keys::bootstrap_admin(
+        &*store,
+        &masthead::services::clock::SystemClock,
+        dir.path(),
+    )
+    .await
+    .expect("bootstrap")
+    .expect("a key was made");
     let token = std::fs::read_to_string(&path).expect("read");
     assert!(masthead::domain::api_key::looks_like_token(token.trim()));
     #[cfg(unix)]
@@ -70,9 +74,13 @@ async fn a_fresh_install_writes_its_first_admin_key_to_a_private_file_once() {
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let again = masthead::services::keys::bootstrap_admin(&*store, dir.path())
-        .await
-        .expect("bootstrap");
+    let again = masthead::services::keys::bootstrap_admin(
+        &*store,
+        &masthead::services::clock::SystemClock,
+        dir.path(),
+    )
+    .await
+    .expect("bootstrap");
     assert!(
         again.is_none(),
         "an install with an admin key gets no second one"

@@ -146,8 +146,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let token = |role, name| {
         let store = Arc::clone(&store);
+        let clock = clock.clone();
         async move {
-            keys::issue(&*store, name, role)
+            keys::issue(&*store, &clock, name, role)
                 .await
                 .expect("issue key")
                 .token

@@ -425,6 +425,7 @@ async fn repeats_across_batches_are_caught_while_the_batch_before_is_being_writt
         .expect("open");
     let importer = Importer::new(
         store.clone(),
+        std::sync::Arc::new(app.clock.clone()),
         app.config.home_country().expect("home"),
         app.config.currency().expect("currency"),
         masthead::store::Actor {

@@ -720,10 +720,15 @@ async fn three_hosts_one_killed_mid_refresh_another_finishes_it_as_one_host_woul
     let issue = |role, name| {
         let store = Arc::clone(&store);
         async move {
-            masthead::services::keys::issue(&*store, name, role)
-                .await
-                .expect("key")
-                .token
+            masthead::services::keys::issue(
+                &*store,
+                &masthead::services::clock::SystemClock,
+                name,
+                role,
+            )
+            .await
+            .expect("key")
+            .token
         }
     };
     let admin = issue(masthead::domain::Role::Admin, "test admin").await;

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::Config;
 use crate::domain::Role;
 use crate::services::audit::AuditLog;
-use crate::services::clock::SystemClock;
+use crate::services::clock::{Clock, SystemClock};
 use crate::services::demo;
 use crate::services::legacy::{
     self, ImportObserver, ImportOptions, ImportReport, Importer, Rejection,
@@ -78,6 +78,7 @@ pub async fn import(
     let store = store::open(&config.database_url()).await?;
     let importer = Importer::new(
         Arc::clone(&store),
+        Arc::new(SystemClock),
         config.home_country()?,
         config.currency()?,
         actor("import"),
@@ -216,7 +217,7 @@ pub async fn demo_data(
     seed: u64,
     csv: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let today = chrono::Utc::now().date_naive();
+    let today = SystemClock.today();
     if let Some(folder) = csv {
         std::fs::create_dir_all(folder)
             .with_context(|| format!("cannot create {}", folder.display()))?;
@@ -245,7 +246,7 @@ pub async fn load_demo_club(store: &Arc<dyn Store>, config: &Config) -> anyhow::
     if store.get_club(&club.code).await?.is_some() {
         return Ok(());
     }
-    store.insert_club(&club, chrono::Utc::now()).await?;
+    store.insert_club(&club, SystemClock.now()).await?;
     let (audit, audit_task) = AuditLog::start(Arc::clone(store));
     let services = Services::build(
         config,
@@ -275,11 +276,11 @@ pub async fn load_demo(
     n: usize,
     seed: u64,
 ) -> anyhow::Result<()> {
-    let today = chrono::Utc::now().date_naive();
+    let today = SystemClock.today();
     for (draft, lists) in demo::catalogue(today.year()) {
         let publication = match store.get_publication(&draft.code).await? {
             Some(existing) => existing,
-            None => store.create_publication(&draft, chrono::Utc::now()).await?,
+            None => store.create_publication(&draft, SystemClock.now()).await?,
         };
         for list in lists {
             if !publication
@@ -288,7 +289,7 @@ pub async fn load_demo(
                 .any(|l| l.effective_from == list.effective_from)
             {
                 store
-                    .add_price_list(publication.id, &list, chrono::Utc::now(), "demo-data")
+                    .add_price_list(publication.id, &list, SystemClock.now(), "demo-data")
                     .await?;
             }
         }
@@ -307,6 +308,7 @@ pub async fn load_demo(
     )?;
     let importer = Importer::new(
         Arc::clone(store),
+        Arc::new(SystemClock),
         config.home_country()?,
         config.currency()?,
         actor("demo-data"),

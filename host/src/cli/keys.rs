@@ -1,10 +1,10 @@
 //! `masthead keys`: create, list and revoke API keys straight in the database.
 
-use chrono::Utc;
 use clap::Subcommand;
 
 use crate::config::Config;
 use crate::domain::Role;
+use crate::services::clock::{Clock, SystemClock};
 use crate::services::keys;
 use crate::store;
 
@@ -29,7 +29,7 @@ pub async fn run(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
     let result = match command {
         KeysCommand::Create { role, name } => {
             keys::check_name(&name).map_err(anyhow::Error::msg)?;
-            let issued = keys::issue(&*store, &name, role).await?;
+            let issued = keys::issue(&*store, &SystemClock, &name, role).await?;
             eprintln!(
                 "created {} key {} \"{}\"; the token below is shown only now:",
                 issued.key.role, issued.key.id, issued.key.name
@@ -51,7 +51,7 @@ pub async fn run(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        KeysCommand::Revoke { id } => match store.revoke_api_key(id, Utc::now()).await {
+        KeysCommand::Revoke { id } => match store.revoke_api_key(id, SystemClock.now()).await {
             Ok(key) => {
                 println!("revoked key {} \"{}\"", key.id, key.name);
                 Ok(())

@@ -197,7 +197,13 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             circulation::load_demo_club(&store, &config).await?;
         }
     }
-    if let Some(path) = services::keys::bootstrap_admin(&*app.store(), &config.data_dir).await? {
+    if let Some(path) = services::keys::bootstrap_admin(
+        &*app.store(),
+        &services::clock::SystemClock,
+        &config.data_dir,
+    )
+    .await?
+    {
         tracing::warn!(
             file = %path.display(),
             "no admin key existed, so one was created and written to this file (readable only by \

@@ -77,7 +77,7 @@ pub struct PluginSettings {
     /// The share of `max_instances`, in percent, one plugin version may hold at once, so a
     /// plugin flooded with calls cannot take every slot.
     pub plugin_share_percent: u32,
-    /// The threads plugin calls run on, at the lowest OS priority (0: one per instance).
+    /// The threads plugin calls run on, under `SCHED_IDLE` (0: one per instance).
     pub threads: usize,
     /// Consecutive failing batches after which a plugin is disabled.
     pub failure_threshold: u32,

@@ -105,6 +105,7 @@ async fn run_import(
     let file = spool(request, state.import_limit_bytes).await?;
     let importer = Importer::new(
         Arc::clone(&state.store),
+        Arc::clone(&state.clock),
         state.registry.home(),
         state.catalogue.currency(),
         auth.caller.actor,

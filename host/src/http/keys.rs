@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -59,7 +58,7 @@ async fn create_key(
 ) -> ApiResult<(StatusCode, Json<NewKeyResponse>)> {
     keys::check_name(&request.name)
         .map_err(|e| ApiError::invalid(FieldErrors::single("name", e)))?;
-    let issued = keys::issue(&*state.store, &request.name, request.role).await?;
+    let issued = keys::issue(&*state.store, &*state.clock, &request.name, request.role).await?;
     record(&state, &auth.caller, "key.create", &issued.key).await;
     Ok((
         StatusCode::CREATED,
@@ -117,7 +116,7 @@ async fn revoke_key(
             "this is the last active admin key; create another admin key before revoking it",
         ));
     }
-    let revoked = state.store.revoke_api_key(id, Utc::now()).await?;
+    let revoked = state.store.revoke_api_key(id, state.clock.now()).await?;
     state.keys.clear();
     record(&state, &auth.caller, "key.revoke", &revoked).await;
     Ok(Json(revoked))
@@ -151,7 +150,7 @@ async fn record(state: &AppState, caller: &Caller, action: &'static str, key: &A
     state
         .audit
         .record(AuditEntry {
-            at: Utc::now(),
+            at: state.clock.now(),
             actor: caller.actor.clone(),
             action,
             subscriber: None,

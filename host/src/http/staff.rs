@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -64,7 +63,7 @@ async fn create_staff(
         .create_staff(NewStaff {
             name,
             email,
-            created_at: Utc::now(),
+            created_at: state.clock.now(),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(staff)))

@@ -1,8 +1,10 @@
-//! The threads plugin calls run on: a fixed set of their own, at the lowest OS priority, so a
-//! plugin that burns its whole deadline takes CPU only from other plugins, never from the API.
+//! The threads plugin calls run on: a fixed set of their own, under the idle scheduling
+//! policy, so a plugin that burns its whole deadline takes CPU only from other plugins, never
+//! from the API.
 
 use std::time::{Duration, Instant};
 
+use thread_priority::ThreadPriority;
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -50,11 +52,57 @@ impl Workers {
     }
 }
 
-/// Nice 19 on Linux: the scheduler gives these threads what the API threads leave.
+/// `SCHED_IDLE` on Linux: these threads run only on a core no API thread wants, and an API
+/// thread that wakes takes the core at once (at nice 19 alone it still waits out the running
+/// slice and shares the core by weight). Elsewhere, the lowest priority the OS gives.
 fn lower_priority() {
-    if let Err(e) =
-        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+    #[cfg(target_os = "linux")]
     {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        match set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle) {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = ?e, "could not move a plugin thread to SCHED_IDLE"),
+        }
+    }
+    if let Err(e) = thread_priority::set_current_thread_priority(ThreadPriority::Min) {
         tracing::warn!(error = ?e, "could not lower a plugin thread's priority");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn plugin_threads_run_under_the_idle_policy() {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        let workers = Workers::start(1).unwrap();
+        let policy = workers
+            .run(
+                Duration::from_secs(5),
+                thread_priority::thread_schedule_policy,
+            )
+            .await
+            .expect("the plugin thread ran the job");
+        assert_eq!(
+            policy.unwrap(),
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_that_waited_past_its_patience_does_not_run() {
+        let workers = Workers::start(1).unwrap();
+        let busy = workers.run(Duration::from_secs(5), || {
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        let late = workers.run(Duration::from_millis(10), || "ran");
+        let (_, late) = tokio::join!(busy, late);
+        assert_eq!(late, None);
     }
 }

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::clock::Clock;
 use super::{ServiceError, ServiceResult};
 use crate::domain::money::{Currency, Money};
 use crate::domain::publication::{
@@ -53,12 +54,17 @@ pub struct PriceView {
 
 pub struct Catalogue {
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     currency: Currency,
 }
 
 impl Catalogue {
-    pub fn new(store: Arc<dyn Store>, currency: Currency) -> Self {
-        Self { store, currency }
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, currency: Currency) -> Self {
+        Self {
+            store,
+            clock,
+            currency,
+        }
     }
 
     pub fn currency(&self) -> Currency {
@@ -67,7 +73,11 @@ impl Catalogue {
 
     pub async fn create(&self, draft: PublicationDraft) -> ServiceResult<PublicationView> {
         let draft = draft.check().map_err(ServiceError::Invalid)?;
-        match self.store.create_publication(&draft, Utc::now()).await {
+        match self
+            .store
+            .create_publication(&draft, self.clock.now())
+            .await
+        {
             Ok(publication) => Ok(self.view(publication)),
             Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict(format!(
                 "there is already a publication {}",
@@ -122,7 +132,7 @@ impl Catalogue {
             .map_err(ServiceError::Invalid)?;
         match self
             .store
-            .add_price_list(publication.id, &draft, Utc::now(), by)
+            .add_price_list(publication.id, &draft, self.clock.now(), by)
             .await
         {
             Ok(()) => self.get(code).await,

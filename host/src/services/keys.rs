@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use chrono::Utc;
-
+use super::clock::Clock;
 use crate::domain::{Role, api_key};
 use crate::store::{ApiKey, NewApiKey, Store, StoreError, StoreResult};
+use anyhow::Context;
 
 /// Keys found valid in the last `ttl`, by token hash, so that a request does not read the key
 /// table each time. Revoking through this instance empties it at once; a revocation made
@@ -75,7 +74,12 @@ pub struct IssuedKey {
 }
 
 /// Makes a key. The name says who holds it ("reception desk"); it is not a secret.
-pub async fn issue(store: &dyn Store, name: &str, role: Role) -> Result<IssuedKey, StoreError> {
+pub async fn issue(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    name: &str,
+    role: Role,
+) -> Result<IssuedKey, StoreError> {
     let token = api_key::generate();
     let key = store
         .create_api_key(NewApiKey {
@@ -83,7 +87,7 @@ pub async fn issue(store: &dyn Store, name: &str, role: Role) -> Result<IssuedKe
             role,
             token_hash: token.hash,
             hint: token.hint,
-            created_at: Utc::now(),
+            created_at: clock.now(),
         })
         .await?;
     Ok(IssuedKey {
@@ -105,12 +109,13 @@ pub fn check_name(name: &str) -> Result<(), String> {
 /// by the operator, whose path is returned. The secret itself never reaches the logs.
 pub async fn bootstrap_admin(
     store: &dyn Store,
+    clock: &dyn Clock,
     data_dir: &Path,
 ) -> anyhow::Result<Option<PathBuf>> {
     if store.count_active_admin_keys().await? > 0 {
         return Ok(None);
     }
-    let issued = issue(store, "initial admin", Role::Admin).await?;
+    let issued = issue(store, clock, "initial admin", Role::Admin).await?;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
     let path = data_dir.join("initial-admin-key");

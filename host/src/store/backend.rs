@@ -1,12 +1,12 @@
-//! `SqlStore`: the one implementation of the store, generic over the sqlx database.
+//! `SqlStore`, the one implementation of the store, and the SQL that differs by backend.
 //!
-//! Every `impl` over `SqlStore<DB>` repeats the same `where` list: the Rust compiler does not
-//! carry such bounds from a trait alias, and writing them out keeps each module self-contained.
+//! The shared SQL is not generic over the database: sqlx's bounds would have to be repeated on
+//! every `impl` (the compiler does not carry them from a trait alias). It is written once
+//! against a concrete `Db` and compiled for each backend instead (see `shared.rs`).
 
-use async_trait::async_trait;
 use sqlx::{Database, Pool};
 
-use super::{Store, StoreResult};
+use super::StoreResult;
 
 /// The sqlx backends Masthead runs on, and the bits of SQL that differ between them.
 pub trait Backend: Database {
@@ -128,43 +128,6 @@ pub struct SqlStore<DB: Database> {
 impl<DB: Database> SqlStore<DB> {
     pub(super) fn new(read: Pool<DB>, write: Pool<DB>) -> Self {
         Self { read, write }
-    }
-}
-
-#[async_trait]
-impl<DB> Store for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    Self: super::KeyStore
-        + super::StaffStore
-        + super::SubscriberStore
-        + super::CatalogueStore
-        + super::TermStore
-        + super::BulkStore
-        + super::AuditStore
-        + super::PluginStore
-        + super::ViewStore
-        + super::SegmentStore
-        + super::InteractionStore
-        + super::ClubStore
-        + super::EventStore
-        + super::BackupStore
-        + super::JobStore,
-{
-    fn backend(&self) -> &'static str {
-        DB::SCHEME
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
-        Ok(())
-    }
-
-    async fn close(&self) {
-        self.read.close().await;
-        self.write.close().await;
     }
 }
 

@@ -178,6 +178,7 @@ fn check_columns(
 
 #[async_trait]
 impl BackupStore for SqlStore<Sqlite> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn write_backup(&self, sink: &mut dyn BackupSink) -> Result<BackupCounts, BackupError> {
         // In WAL mode a read transaction sees one snapshot from its first read to its end,
         // whatever the writer commits meanwhile.
@@ -229,6 +230,7 @@ impl BackupStore for SqlStore<Sqlite> {
         Ok(counts)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn restore_backup(
         &self,
         source: &mut dyn BackupSource,
@@ -378,6 +380,7 @@ impl Columns {
 
 #[async_trait]
 impl BackupStore for SqlStore<Postgres> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn write_backup(&self, sink: &mut dyn BackupSink) -> Result<BackupCounts, BackupError> {
         let mut tx = self.read.begin().await?;
         // One snapshot for every table, taken at the first read; it blocks no writer.
@@ -442,6 +445,7 @@ impl BackupStore for SqlStore<Postgres> {
         Ok(counts)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn restore_backup(
         &self,
         source: &mut dyn BackupSource,

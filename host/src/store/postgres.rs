@@ -7,6 +7,14 @@ use sqlx::postgres::PgPoolOptions;
 
 use super::{SqlStore, redact};
 
+/// The backend the shared SQL is compiled for here.
+type Db = sqlx::Postgres;
+
+// The other backend compiles the same files: that is the point.
+#[allow(clippy::duplicate_mod)]
+#[path = "shared.rs"]
+mod shared;
+
 /// Connects and migrates; fails with the reason when the server cannot be reached.
 pub async fn open(url: &str) -> anyhow::Result<SqlStore<sqlx::Postgres>> {
     let pool = PgPoolOptions::new()

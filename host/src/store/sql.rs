@@ -1,10 +1,12 @@
 //! A small builder for SQL whose filters depend on the request, with numbered placeholders.
 //!
-//! sqlx's own `QueryBuilder` ties its arguments to its own lifetime, which generic code over
-//! both backends cannot express; this one keeps text and values apart until the query runs.
+//! sqlx's own `QueryBuilder` ties its arguments to its own lifetime, which the shared SQL
+//! cannot hand on; this one keeps text and values apart until the query runs.
 
-use sqlx::query::{Query, QueryAs};
-use sqlx::{Database, Encode, IntoArguments, Type};
+use sqlx::query::QueryAs;
+use sqlx::{Database, FromRow};
+
+use super::{Db, Query};
 
 /// A value to bind.
 #[derive(Debug, Clone)]
@@ -58,13 +60,7 @@ impl Sql {
         self
     }
 
-    pub fn query<DB>(&self) -> Query<'_, DB, DB::Arguments<'_>>
-    where
-        DB: Database,
-        for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-        for<'q> i64: Encode<'q, DB> + Type<DB>,
-        for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    {
+    pub fn query(&self) -> Query<'_> {
         let mut query = sqlx::query(&self.text);
         for param in &self.params {
             query = match param {
@@ -75,13 +71,9 @@ impl Sql {
         query
     }
 
-    pub fn query_as<DB, T>(&self) -> QueryAs<'_, DB, T, DB::Arguments<'_>>
+    pub fn query_as<T>(&self) -> QueryAs<'_, Db, T, <Db as Database>::Arguments<'_>>
     where
-        DB: Database,
-        for<'r> T: sqlx::FromRow<'r, DB::Row>,
-        for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-        for<'q> i64: Encode<'q, DB> + Type<DB>,
-        for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+        T: for<'r> FromRow<'r, <Db as Database>::Row>,
     {
         let mut query = sqlx::query_as(&self.text);
         for param in &self.params {

@@ -8,6 +8,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::SqlStore;
 
+/// The backend the shared SQL is compiled for here.
+type Db = sqlx::Sqlite;
+
+// The other backend compiles the same files: that is the point.
+#[allow(clippy::duplicate_mod)]
+#[path = "shared.rs"]
+mod shared;
+
 /// Opens the database file (creating its folder and the file), then migrates it.
 pub async fn open(url: &str) -> anyhow::Result<SqlStore<sqlx::Sqlite>> {
     let options = SqliteConnectOptions::from_str(url)

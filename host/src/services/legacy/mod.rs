@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
 use self::rows::{Owner, ParsedSubscriber, ParsedTerm, SubscriberRow, TermRow, reason};
+use super::clock::Clock;
 use crate::domain::CountryCode;
 use crate::domain::money::Currency;
 use crate::domain::publication::PublicationCode;
@@ -244,15 +245,23 @@ impl SeenReaders {
 
 pub struct Importer {
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     home: CountryCode,
     currency: Currency,
     actor: Actor,
 }
 
 impl Importer {
-    pub fn new(store: Arc<dyn Store>, home: CountryCode, currency: Currency, actor: Actor) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        home: CountryCode,
+        currency: Currency,
+        actor: Actor,
+    ) -> Self {
         Self {
             store,
+            clock,
             home,
             currency,
             actor,
@@ -303,7 +312,7 @@ impl Importer {
                 continue;
             }
             let audit = AuditEntry {
-                at: chrono::Utc::now(),
+                at: self.clock.now(),
                 actor: self.actor.clone(),
                 action: "subscriber.import",
                 subscriber: None,

@@ -4,19 +4,20 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::FromRow;
 use sqlx::types::Json;
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::audit::insert_audit;
-use super::backend::{Backend, SqlStore, enum_text, parse_enum};
-use super::{
-    AuditEntry, DueTerm, NewOrder, NewTerm, Order, OrderOutcome, StoreError, StoreResult,
-    TermChange, TermStore,
-};
+use super::{Connection, Db};
 use crate::domain::SubscriberNumber;
 use crate::domain::money::{Currency, Money};
 use crate::domain::publication::PublicationCode;
 use crate::domain::term::{Cancellation, Discount, Hold, Term, hold_days};
+use crate::store::backend::{Backend, SqlStore, enum_text, parse_enum};
+use crate::store::{
+    AuditEntry, DueTerm, NewOrder, NewTerm, Order, OrderOutcome, StoreError, StoreResult,
+    TermChange, TermStore,
+};
 
 pub(super) const TERM_COLUMNS: &str = "t.id, t.subscriber_id, p.code, t.format, t.months, t.start_date, \
     t.end_date, t.extension_days, t.currency, t.list_price, t.discounts, t.price_paid, t.channel, \
@@ -200,32 +201,14 @@ struct LockedTerm {
 }
 
 #[async_trait]
-impl<DB> TermStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<NaiveDate>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<Vec<Discount>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl TermStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_terms(&self, subscriber: SubscriberNumber) -> StoreResult<Vec<Term>> {
         self.terms_where("t.subscriber_id", subscriber.sequence())
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_order(
         &self,
         order: NewOrder,
@@ -259,12 +242,12 @@ where
         };
         for term in &order.terms {
             if let Some(renewed) = term.renews
-                && let Err(e) = check_continues::<DB>(&mut tx, subscriber, renewed, term).await
+                && let Err(e) = check_continues(&mut tx, subscriber, renewed, term).await
             {
                 tx.rollback().await?;
                 return Err(e);
             }
-            if let Err(e) = insert_term::<DB>(&mut tx, subscriber, order_id, term, order.at).await {
+            if let Err(e) = insert_term(&mut tx, subscriber, order_id, term, order.at).await {
                 tx.rollback().await?;
                 return Err(match (e, term.renews) {
                     (StoreError::Conflict(_), Some(renewed)) => StoreError::Conflict(format!(
@@ -275,7 +258,7 @@ where
             }
         }
         audit.detail["order"] = order_id.into();
-        insert_audit::<DB>(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         self.order_by_id(order_id)
             .await?
@@ -283,6 +266,7 @@ where
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_order(&self, idempotency_key: &str) -> StoreResult<Option<Order>> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE idempotency_key = $1");
         let row: Option<OrderRow> = sqlx::query_as(&sql)
@@ -295,6 +279,7 @@ where
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn change_term(
         &self,
         subscriber: SubscriberNumber,
@@ -308,7 +293,7 @@ where
             "SELECT end_date, cancelled_effective IS NOT NULL AS cancelled, \
              EXISTS (SELECT 1 FROM terms n WHERE n.renews_term_id = terms.id) AS renewed \
              FROM terms WHERE id = $1 AND subscriber_id = $2{}",
-            DB::LOCK_ROW
+            Db::LOCK_ROW
         );
         let locked: Option<LockedTerm> = sqlx::query_as(&sql)
             .bind(term_id)
@@ -390,7 +375,7 @@ where
                     .await?;
             }
         }
-        insert_audit::<DB>(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         self.terms_where("t.id", term_id)
             .await?
@@ -398,6 +383,7 @@ where
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn due_terms(
         &self,
         from: NaiveDate,
@@ -429,24 +415,7 @@ where
     }
 }
 
-impl<DB> SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    for<'q> Option<i64>: Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Decode<'q, DB> + Type<DB>,
-    for<'q> Option<NaiveDate>: Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i32: Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Decode<'q, DB> + Type<DB>,
-    for<'q> String: Decode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Decode<'q, DB> + Type<DB>,
-    for<'q> Json<Vec<Discount>>: Decode<'q, DB> + Type<DB>,
-{
+impl SqlStore<Db> {
     /// The terms whose `column` equals `value`, with their holds, oldest first.
     async fn terms_where(&self, column: &'static str, value: i64) -> StoreResult<Vec<Term>> {
         let sql = format!(
@@ -510,24 +479,16 @@ where
 
 /// A renewal continues its term only if that term is the subscriber's, not cancelled, and
 /// still ends before the renewal starts (a hold may have moved its end since pricing).
-async fn check_continues<DB>(
-    conn: &mut DB::Connection,
+async fn check_continues(
+    conn: &mut Connection,
     subscriber: i64,
     renewed: i64,
     term: &NewTerm,
-) -> StoreResult<()>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Decode<'q, DB> + Type<DB>,
-{
+) -> StoreResult<()> {
     let sql = format!(
         "SELECT end_date FROM terms WHERE id = $1 AND subscriber_id = $2 \
          AND cancelled_effective IS NULL{}",
-        DB::LOCK_ROW
+        Db::LOCK_ROW
     );
     let end: Option<(NaiveDate,)> = sqlx::query_as(&sql)
         .bind(renewed)
@@ -546,27 +507,13 @@ where
     }
 }
 
-async fn insert_term<DB>(
-    conn: &mut DB::Connection,
+async fn insert_term(
+    conn: &mut Connection,
     subscriber: i64,
     order_id: i64,
     term: &NewTerm,
     at: DateTime<Utc>,
-) -> StoreResult<()>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> i32: Encode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-    for<'q> Json<Vec<Discount>>: Encode<'q, DB> + Type<DB>,
-{
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO terms (subscriber_id, publication_id, order_id, format, months, start_date, \
          end_date, currency, list_price, discounts, price_paid, channel, payment_method, \

@@ -4,17 +4,17 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::types::Json;
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::FromRow;
 
 use super::audit::insert_audit;
-use super::backend::{Backend, SqlStore, enum_text, parse_enum};
-use super::jobs::{Fence, hold_in};
-use super::{
-    AuditEntry, ClubRecord, ClubStore, Membership, NewOverride, OverrideRecord, StoreError,
+use super::jobs::hold_in;
+use super::{Connection, Db};
+use crate::domain::club::{ClubDraft, Override, TierMove};
+use crate::store::backend::{Backend, SqlStore, enum_text, parse_enum};
+use crate::store::{
+    AuditEntry, ClubRecord, ClubStore, Fence, Membership, NewOverride, OverrideRecord, StoreError,
     StoreResult, TierChange, TierUpdate,
 };
-use crate::domain::club::{ClubDraft, Override, TierMove};
 
 /// Readers per multi-row statement.
 const CHUNK: usize = 400;
@@ -143,10 +143,10 @@ impl OverrideRow {
 }
 
 /// `rows` tuples of `width` parameters each, numbered in the order they are bound.
-fn values<DB: Backend>(rows: usize, width: usize) -> String {
+fn values(rows: usize, width: usize) -> String {
     (0..rows)
         .map(|row| {
-            let params: Vec<String> = (1..=width).map(|k| DB::param(row * width + k)).collect();
+            let params: Vec<String> = (1..=width).map(|k| Db::param(row * width + k)).collect();
             format!("({})", params.join(", "))
         })
         .collect::<Vec<_>>()
@@ -158,24 +158,8 @@ fn definition_text(definition: &ClubDraft) -> String {
 }
 
 #[async_trait]
-impl<DB> ClubStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Type<DB>,
-{
+impl ClubStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_club(
         &self,
         definition: &ClubDraft,
@@ -200,12 +184,14 @@ where
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_clubs(&self) -> StoreResult<Vec<ClubRecord>> {
         let sql = format!("SELECT {CLUB_COLUMNS} FROM clubs ORDER BY code");
         let rows: Vec<ClubRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_club(&self, code: &str) -> StoreResult<Option<ClubRecord>> {
         let sql = format!("SELECT {CLUB_COLUMNS} FROM clubs WHERE code = $1");
         let row: Option<ClubRow> = sqlx::query_as(&sql)
@@ -215,6 +201,7 @@ where
         row.map(TryInto::try_into).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_club(
         &self,
         id: i64,
@@ -242,6 +229,7 @@ where
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn tiers_in_use(&self, club_id: i64) -> StoreResult<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT tier FROM club_memberships WHERE club_id = $1 \
@@ -253,6 +241,7 @@ where
         Ok(rows.into_iter().map(|(t,)| t).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn memberships(
         &self,
         club_id: i64,
@@ -272,6 +261,7 @@ where
         Ok(rows.into_iter().map(membership).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn overrides_in_force(
         &self,
         club_id: i64,
@@ -294,6 +284,7 @@ where
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn apply_tiers(
         &self,
         club_id: i64,
@@ -306,7 +297,7 @@ where
         let today = at.date_naive();
         let mut tx = self.write.begin().await?;
         if let Some(fence) = fence
-            && !hold_in::<DB>(&mut tx, fence).await?
+            && !hold_in(&mut tx, fence).await?
         {
             return Err(StoreError::Conflict(
                 "another host holds this recomputation now".into(),
@@ -323,7 +314,7 @@ where
                  THEN club_memberships.tier_since ELSE excluded.tier_since END, \
                  because = excluded.because, overridden = excluded.overridden, \
                  evaluated_at = excluded.evaluated_at",
-                values::<DB>(chunk.len(), 8)
+                values(chunk.len(), 8)
             );
             let mut query = sqlx::query(&sql);
             for u in chunk {
@@ -351,7 +342,7 @@ where
             let sql = format!(
                 "INSERT INTO tier_changes (club_id, subscriber_id, move, from_tier, to_tier, \
                  because, by_name, on_day, at) VALUES {}",
-                values::<DB>(chunk.len(), 9)
+                values(chunk.len(), 9)
             );
             let mut query = sqlx::query(&sql);
             for u in chunk {
@@ -383,6 +374,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn tiers_of(&self, first: i64, last: i64) -> StoreResult<Vec<(i64, String, String)>> {
         Ok(sqlx::query_as(
             "SELECT m.subscriber_id, c.code, m.tier FROM club_memberships m \
@@ -396,6 +388,7 @@ where
         .await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscriber_memberships(
         &self,
         subscriber: i64,
@@ -423,6 +416,7 @@ where
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn tier_history(&self, subscriber: i64) -> StoreResult<Vec<TierChange>> {
         let sql = format!(
             "SELECT {CHANGE_COLUMNS} FROM tier_changes t JOIN clubs c ON c.id = t.club_id \
@@ -435,6 +429,7 @@ where
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn club_changes(
         &self,
         club_id: i64,
@@ -452,6 +447,7 @@ where
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn members_by_tier(&self, club_id: i64) -> StoreResult<Vec<(String, i64)>> {
         Ok(sqlx::query_as(
             "SELECT tier, COUNT(*) FROM club_memberships WHERE club_id = $1 GROUP BY tier",
@@ -461,6 +457,7 @@ where
         .await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscriber_overrides(&self, subscriber: i64) -> StoreResult<Vec<OverrideRecord>> {
         let sql = format!(
             "SELECT {OVERRIDE_COLUMNS} FROM tier_overrides o JOIN clubs c ON c.id = o.club_id \
@@ -475,6 +472,7 @@ where
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_override(
         &self,
         new: NewOverride,
@@ -508,12 +506,13 @@ where
                 });
             }
         };
-        insert_audit::<DB>(&mut tx, &audit).await?;
-        let record = read_override::<DB>(&mut tx, id).await?;
+        insert_audit(&mut tx, &audit).await?;
+        let record = read_override(&mut tx, id).await?;
         tx.commit().await?;
         Ok(record)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn end_override(
         &self,
         club_id: i64,
@@ -537,26 +536,14 @@ where
             tx.rollback().await?;
             return Err(StoreError::NotFound);
         };
-        insert_audit::<DB>(&mut tx, &audit).await?;
-        let record = read_override::<DB>(&mut tx, id).await?;
+        insert_audit(&mut tx, &audit).await?;
+        let record = read_override(&mut tx, id).await?;
         tx.commit().await?;
         Ok(record)
     }
 }
 
-async fn read_override<DB>(conn: &mut DB::Connection, id: i64) -> StoreResult<OverrideRecord>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Decode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Decode<'q, DB> + Type<DB>,
-{
+async fn read_override(conn: &mut Connection, id: i64) -> StoreResult<OverrideRecord> {
     let sql = format!(
         "SELECT {OVERRIDE_COLUMNS} FROM tier_overrides o JOIN clubs c ON c.id = o.club_id \
          WHERE o.id = $1"

@@ -2,21 +2,22 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::FromRow;
 use sqlx::types::Json;
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::audit::insert_audit;
-use super::backend::{Backend, SqlStore, enum_text, parse_enum};
 use super::sql::Sql;
-use super::{
-    AuditEntry, MergePlan, NewSubscriber, ProbeHit, StoreError, StoreResult, Subscriber,
-    SubscriberFilter, SubscriberStore, SubscriberSummary, TermMatch,
-};
+use super::{Connection, Db};
 use crate::domain::consent::{self, ConsentChannel, ConsentPurpose};
 use crate::domain::search::{Probe, SearchTerm, TermKind};
 use crate::domain::text::prefix_upper_bound;
 use crate::domain::{
     ConsentChange, ConsentEvent, Consents, Profile, ProfileDraft, SubscriberNumber,
+};
+use crate::store::backend::{Backend, SqlStore, enum_text, parse_enum};
+use crate::store::{
+    AuditEntry, MergePlan, NewSubscriber, ProbeHit, StoreError, StoreResult, Subscriber,
+    SubscriberFilter, SubscriberStore, SubscriberSummary, TermMatch,
 };
 
 /// Subscribers that can still be found and changed.
@@ -165,26 +166,8 @@ fn term_kind(text: &str) -> StoreResult<TermKind> {
 }
 
 #[async_trait]
-impl<DB> SubscriberStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i32>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<ProfileDraft>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<Consents>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl SubscriberStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_subscriber(
         &self,
         new: NewSubscriber,
@@ -219,16 +202,17 @@ where
             .fetch_one(&mut *tx)
             .await?;
         let id = row.id;
-        insert_terms::<DB>(&mut tx, id, &new.terms).await?;
+        insert_terms(&mut tx, id, &new.terms).await?;
         for change in &new.consents {
-            insert_consent_event::<DB>(&mut tx, id, change, new.at, &new.recorded_by).await?;
+            insert_consent_event(&mut tx, id, change, new.at, &new.recorded_by).await?;
         }
         audit.subscriber = Some(SubscriberNumber::from_sequence(id));
-        insert_audit::<DB>(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_subscriber(&self, number: SubscriberNumber) -> StoreResult<Option<Subscriber>> {
         let sql = format!("SELECT {CARD_COLUMNS} FROM subscribers WHERE id = $1");
         let row: Option<CardRow> = sqlx::query_as(&sql)
@@ -238,6 +222,7 @@ where
         row.map(TryInto::try_into).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_profile(
         &self,
         number: SubscriberNumber,
@@ -276,12 +261,13 @@ where
             tx.rollback().await?;
             return Err(self.why_not_updated(number).await);
         };
-        replace_terms::<DB>(&mut tx, row.id, terms).await?;
-        insert_audit::<DB>(&mut tx, &audit).await?;
+        replace_terms(&mut tx, row.id, terms).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_subscribers(
         &self,
         filter: &SubscriberFilter,
@@ -323,6 +309,7 @@ where
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_by_terms(&self, terms: &[SearchTerm]) -> StoreResult<Vec<TermMatch>> {
         if terms.is_empty() {
             return Ok(Vec::new());
@@ -354,6 +341,7 @@ where
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn search(&self, probe: &Probe, limit: i64) -> StoreResult<Vec<ProbeHit>> {
         let (sql_kind, lower, words): (&str, &str, &[String]) = match probe {
             Probe::Number(number) => return self.search_sequence(number.sequence()).await,
@@ -392,7 +380,7 @@ where
                 .bind(word.as_str())
                 .push(" AND o.term < ")
                 .bind(prefix_upper_bound(word))
-                .push(DB::PER_ROW_PROBE)
+                .push(Db::PER_ROW_PROBE)
                 .push(")");
         }
         query
@@ -409,6 +397,7 @@ where
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_consents(
         &self,
         number: SubscriberNumber,
@@ -419,7 +408,7 @@ where
         let mut tx = self.write.begin().await?;
         let sql = format!(
             "SELECT consents FROM subscribers WHERE id = $1 AND {LIVE}{}",
-            DB::LOCK_ROW
+            Db::LOCK_ROW
         );
         let current: Option<(Json<Consents>,)> = sqlx::query_as(&sql)
             .bind(number.sequence())
@@ -430,8 +419,7 @@ where
         };
         for change in changes {
             consent::apply(&mut consents, change, at);
-            insert_consent_event::<DB>(&mut tx, number.sequence(), change, at, &audit.actor.name)
-                .await?;
+            insert_consent_event(&mut tx, number.sequence(), change, at, &audit.actor.name).await?;
         }
         let sql = format!(
             "UPDATE subscribers SET consents = $2, version = version + 1, updated_at = $3 \
@@ -443,11 +431,12 @@ where
             .bind(at)
             .fetch_one(&mut *tx)
             .await?;
-        insert_audit::<DB>(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn consent_history(&self, number: SubscriberNumber) -> StoreResult<Vec<ConsentEvent>> {
         let rows: Vec<ConsentEventRow> = sqlx::query_as(
             "SELECT purpose, granted, channel, note, recorded_at, recorded_by FROM consent_events \
@@ -474,6 +463,7 @@ where
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn merge_subscribers(
         &self,
         plan: MergePlan,
@@ -570,13 +560,14 @@ where
             .bind(source)
             .execute(&mut *tx)
             .await?;
-        replace_terms::<DB>(&mut tx, source, &[]).await?;
-        replace_terms::<DB>(&mut tx, target, &plan.terms).await?;
-        insert_audit::<DB>(&mut tx, &audit).await?;
+        replace_terms(&mut tx, source, &[]).await?;
+        replace_terms(&mut tx, target, &plan.terms).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn erase_subscriber(
         &self,
         number: SubscriberNumber,
@@ -605,7 +596,7 @@ where
             tx.rollback().await?;
             return Err(self.why_not_updated(number).await);
         };
-        replace_terms::<DB>(&mut tx, row.id, &[]).await?;
+        replace_terms(&mut tx, row.id, &[]).await?;
         for sql in [
             "UPDATE consent_events SET note = NULL WHERE subscriber_id = $1",
             // What readers told the desk is personal; the figures of the workflow stay.
@@ -615,26 +606,13 @@ where
         ] {
             sqlx::query(sql).bind(row.id).execute(&mut *tx).await?;
         }
-        insert_audit::<DB>(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         row.try_into()
     }
 }
 
-impl<DB> SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Decode<'q, DB> + Type<DB>,
-{
+impl SqlStore<Db> {
     /// A number typed in full or without its check digit; a merged number leads to its target.
     async fn search_sequence(&self, sequence: i64) -> StoreResult<Vec<ProbeHit>> {
         let sql = format!(
@@ -678,37 +656,15 @@ where
 }
 
 /// Makes `terms` the whole set a subscriber is found by (none: not found at all).
-async fn replace_terms<DB>(
-    conn: &mut DB::Connection,
-    id: i64,
-    terms: &[SearchTerm],
-) -> StoreResult<()>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-{
+async fn replace_terms(conn: &mut Connection, id: i64, terms: &[SearchTerm]) -> StoreResult<()> {
     sqlx::query("DELETE FROM search_terms WHERE subscriber_id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    insert_terms::<DB>(conn, id, terms).await
+    insert_terms(conn, id, terms).await
 }
 
-async fn insert_terms<DB>(
-    conn: &mut DB::Connection,
-    id: i64,
-    terms: &[SearchTerm],
-) -> StoreResult<()>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-{
+async fn insert_terms(conn: &mut Connection, id: i64, terms: &[SearchTerm]) -> StoreResult<()> {
     if terms.is_empty() {
         return Ok(());
     }
@@ -727,24 +683,13 @@ where
     Ok(())
 }
 
-async fn insert_consent_event<DB>(
-    conn: &mut DB::Connection,
+async fn insert_consent_event(
+    conn: &mut Connection,
     id: i64,
     change: &ConsentChange,
     at: DateTime<Utc>,
     recorded_by: &str,
-) -> StoreResult<()>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-{
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO consent_events (subscriber_id, purpose, granted, channel, note, recorded_at, recorded_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::FromRow;
 use sqlx::types::Json;
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
-use super::backend::{Backend, SqlStore};
-use super::{CatalogueStore, Publication, StoreResult};
+use super::Db;
 use crate::domain::publication::{PriceEntry, PriceListDraft, PublicationCode, PublicationDraft};
+use crate::store::backend::SqlStore;
+use crate::store::{CatalogueStore, Publication, StoreResult};
 
 #[derive(FromRow)]
 struct PublicationRow {
@@ -29,19 +30,8 @@ const PUBLICATION_COLUMNS: &str = "id, definition, created_at";
 const PRICE_LIST_COLUMNS: &str = "publication_id, effective_from, prices";
 
 #[async_trait]
-impl<DB> CatalogueStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<PublicationDraft>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<Vec<PriceEntry>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl CatalogueStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_publication(
         &self,
         definition: &PublicationDraft,
@@ -60,6 +50,7 @@ where
         Ok(assemble(row, Vec::new()))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_publications(&self) -> StoreResult<Vec<Publication>> {
         let sql = format!("SELECT {PUBLICATION_COLUMNS} FROM publications ORDER BY code");
         let rows: Vec<PublicationRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
@@ -86,6 +77,7 @@ where
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_publication(&self, code: &PublicationCode) -> StoreResult<Option<Publication>> {
         let sql = format!("SELECT {PUBLICATION_COLUMNS} FROM publications WHERE code = $1");
         let row: Option<PublicationRow> = sqlx::query_as(&sql)
@@ -113,6 +105,7 @@ where
         Ok(Some(assemble(row, lists)))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_publication(&self, id: i64, definition: &PublicationDraft) -> StoreResult<()> {
         sqlx::query("UPDATE publications SET definition = $2 WHERE id = $1")
             .bind(id)
@@ -122,6 +115,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn add_price_list(
         &self,
         publication_id: i64,

@@ -2,10 +2,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::FromRow;
 
-use super::backend::{Backend, SqlStore};
-use super::{NewStaff, Staff, StaffStore, StoreResult};
+use super::Db;
+use crate::store::backend::SqlStore;
+use crate::store::{NewStaff, Staff, StaffStore, StoreResult};
 
 #[derive(FromRow)]
 struct StaffRow {
@@ -31,20 +32,8 @@ impl From<StaffRow> for Staff {
 const COLUMNS: &str = "id, name, email, active, created_at";
 
 #[async_trait]
-impl<DB> StaffStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl StaffStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_staff(&self, staff: NewStaff) -> StoreResult<Staff> {
         let sql = format!(
             "INSERT INTO staff (name, email, active, created_at) VALUES ($1, $2, TRUE, $3) RETURNING {COLUMNS}"
@@ -58,12 +47,14 @@ where
         Ok(row.into())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_staff(&self) -> StoreResult<Vec<Staff>> {
         let sql = format!("SELECT {COLUMNS} FROM staff ORDER BY name, id");
         let rows: Vec<StaffRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_staff(&self, id: i64) -> StoreResult<Option<Staff>> {
         let sql = format!("SELECT {COLUMNS} FROM staff WHERE id = $1");
         let row: Option<StaffRow> = sqlx::query_as(&sql)

@@ -1,14 +1,18 @@
 //! Segments in storage: definitions, and memberships replaced whole when a refresh (a job,
-//! see `store::jobs`) completes.
+//! see `store::jobs`) completes, under the job's fence.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::FromRow;
 
-use super::backend::{Backend, SqlStore};
-use super::jobs::{Ending, Fence, end_in};
+use super::Db;
+use super::jobs::end_in;
 use super::subscribers::{SUMMARY_COLUMNS, SummaryRow};
-use super::{NewSegment, SegmentRecord, SegmentStore, StoreError, StoreResult, SubscriberSummary};
+use crate::store::backend::{Backend, SqlStore};
+use crate::store::{
+    Ending, Fence, NewSegment, SegmentRecord, SegmentStore, StoreError, StoreResult,
+    SubscriberSummary,
+};
 
 const SEGMENT_COLUMNS: &str = "id, name, description, plugin_id, plugin_version, segment_key, \
      size, refreshed_at, created_by, created_at";
@@ -47,21 +51,8 @@ impl From<SegmentRow> for SegmentRecord {
 }
 
 #[async_trait]
-impl<DB> SegmentStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl SegmentStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_segment(&self, new: NewSegment) -> StoreResult<SegmentRecord> {
         let sql = format!(
             "INSERT INTO segments (name, description, plugin_id, plugin_version, segment_key, \
@@ -86,12 +77,14 @@ where
         Ok(row.into())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_segments(&self) -> StoreResult<Vec<SegmentRecord>> {
         let sql = format!("SELECT {SEGMENT_COLUMNS} FROM segments ORDER BY name");
         let rows: Vec<SegmentRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_segment(&self, name: &str) -> StoreResult<Option<SegmentRecord>> {
         let sql = format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE name = $1");
         let row: Option<SegmentRow> = sqlx::query_as(&sql)
@@ -101,6 +94,7 @@ where
         Ok(row.map(Into::into))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_segment(&self, id: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         for sql in [
@@ -113,6 +107,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn finish_refresh(
         &self,
         fence: &Fence,
@@ -123,7 +118,7 @@ where
     ) -> StoreResult<bool> {
         let mut tx = self.write.begin().await?;
         // First, so that the job's row stays locked until the members are in.
-        if !end_in::<DB>(&mut tx, fence, &Ending::Succeeded(result), at).await? {
+        if !end_in(&mut tx, fence, &Ending::Succeeded(result), at).await? {
             return Ok(false);
         }
         sqlx::query("DELETE FROM segment_members WHERE segment_id = $1")
@@ -132,7 +127,7 @@ where
             .await?;
         for chunk in members.chunks(MEMBER_CHUNK) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({}, {})", DB::param(2 * i + 1), DB::param(2 * i + 2)))
+                .map(|i| format!("({}, {})", Db::param(2 * i + 1), Db::param(2 * i + 2)))
                 .collect();
             let sql = format!(
                 "INSERT INTO segment_members (segment_id, subscriber_id) VALUES {}",
@@ -159,6 +154,7 @@ where
         Ok(true)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn segment_members(
         &self,
         segment_id: i64,

@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::{Executor, FromRow};
 
-use super::backend::{Backend, SqlStore, enum_text, parse_enum};
-use super::{
+use super::Db;
+use crate::domain::plugin::{Manifest, SettingValue};
+use crate::store::backend::{SqlStore, enum_text, parse_enum};
+use crate::store::{
     NewPluginVersion, PluginEvent, PluginFailureRecord, PluginRecord, PluginStateChange,
     PluginStore, PluginVersionRecord, StoreError, StoreResult,
 };
-use crate::domain::plugin::{Manifest, SettingValue};
 
 #[derive(FromRow)]
 struct PluginRow {
@@ -84,23 +85,8 @@ impl From<VersionRow> for PluginVersionRecord {
 }
 
 #[async_trait]
-impl<DB> PluginStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<Manifest>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<BTreeMap<String, SettingValue>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl PluginStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_plugin_version(&self, new: NewPluginVersion) -> StoreResult<()> {
         let manifest = &new.manifest;
         let kind = enum_text(&manifest.kind);
@@ -176,12 +162,14 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_plugins(&self) -> StoreResult<Vec<PluginRecord>> {
         let sql = format!("SELECT {PLUGIN_COLUMNS} FROM plugins ORDER BY id");
         let rows: Vec<PluginRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
         rows.into_iter().map(PluginRecord::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_plugin(&self, id: &str) -> StoreResult<Option<PluginRecord>> {
         let sql = format!("SELECT {PLUGIN_COLUMNS} FROM plugins WHERE id = $1");
         let row: Option<PluginRow> = sqlx::query_as(&sql)
@@ -191,6 +179,7 @@ where
         row.map(PluginRecord::try_from).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn plugin_versions(&self, id: &str) -> StoreResult<Vec<PluginVersionRecord>> {
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM plugin_versions WHERE plugin_id = $1 \
@@ -200,6 +189,7 @@ where
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn plugin_artefacts(
         &self,
         id: &str,
@@ -215,6 +205,7 @@ where
         Ok(row)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn change_plugin_state(
         &self,
         id: &str,
@@ -252,6 +243,7 @@ where
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn set_plugin_config(
         &self,
         id: &str,
@@ -277,6 +269,7 @@ where
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_plugin(&self, id: &str, event: PluginEvent) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM segments WHERE plugin_id = $1")
@@ -307,6 +300,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_plugin_failure(
         &self,
         id: &str,
@@ -378,6 +372,7 @@ where
         Ok(tripped)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_plugin_success(&self, id: &str, version: &str) -> StoreResult<()> {
         // Nearly every batch succeeds with no streak to end: a read answers that without
         // queueing for the writer. (On a lagging replica a failure written a moment ago can
@@ -404,6 +399,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn plugin_failures(&self, id: &str, limit: i64) -> StoreResult<Vec<PluginFailureRecord>> {
         let rows: Vec<(String, String, String, i64, DateTime<Utc>)> = sqlx::query_as(
             "SELECT version, cause, message, records, at FROM plugin_errors \
@@ -427,6 +423,7 @@ where
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn plugin_events(&self, id: &str) -> StoreResult<Vec<PluginEvent>> {
         let rows: Vec<(
             Option<String>,
@@ -454,14 +451,9 @@ where
     }
 }
 
-async fn insert_event<'e, DB, E>(executor: E, id: &str, event: &PluginEvent) -> StoreResult<()>
+async fn insert_event<'e, E>(executor: E, id: &str, event: &PluginEvent) -> StoreResult<()>
 where
-    DB: Backend,
-    E: Executor<'e, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    E: Executor<'e, Database = Db>,
 {
     sqlx::query(
         "INSERT INTO plugin_events (plugin_id, version, action, detail, actor, at) \

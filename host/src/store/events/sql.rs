@@ -3,14 +3,15 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::FromRow;
 
-use super::backend::{Backend, SqlStore, parse_enum};
-use super::{
+use super::{Connection, Db};
+use crate::domain::club::event::{self, Answer, InvitationState};
+use crate::store::backend::{Backend, SqlStore, parse_enum};
+use crate::store::{
     Answered, EventRecord, EventStore, Invitation, InvitationCounts, NewEvent, StoreError,
     StoreResult,
 };
-use crate::domain::club::event::{self, Answer, InvitationState};
 
 const EVENT_COLUMNS: &str = "e.id, c.code, e.title, e.kind, e.starts_at, e.place, e.capacity, \
      e.eligible_tiers, e.description, e.created_by, e.created_at";
@@ -94,21 +95,8 @@ fn tally(rows: Vec<(String, i64)>) -> InvitationCounts {
 }
 
 #[async_trait]
-impl<DB> EventStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl EventStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_event(&self, new: NewEvent) -> StoreResult<EventRecord> {
         let d = &new.draft;
         let (id,): (i64,) = sqlx::query_as(
@@ -131,6 +119,7 @@ where
         self.get_event(id).await?.ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_event(&self, id: i64) -> StoreResult<Option<EventRecord>> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM club_events e JOIN clubs c ON c.id = e.club_id \
@@ -152,6 +141,7 @@ where
         row.record(tally(counts)).map(Some)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_events(
         &self,
         club_id: i64,
@@ -192,6 +182,7 @@ where
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn invite_members(
         &self,
         event_id: i64,
@@ -229,6 +220,7 @@ where
         Ok(i64::try_from(invited).unwrap_or(i64::MAX))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn answer_invitation(
         &self,
         event_id: i64,
@@ -241,13 +233,13 @@ where
         // never both take the last place.
         let lock = format!(
             "SELECT capacity, starts_at FROM club_events WHERE id = $1{}",
-            DB::LOCK_ROW
+            Db::LOCK_ROW
         );
         let event: Option<(i64, DateTime<Utc>)> = sqlx::query_as(&lock)
             .bind(event_id)
             .fetch_optional(&mut *tx)
             .await?;
-        let current = read_invitation::<DB>(&mut tx, event_id, subscriber).await?;
+        let current = read_invitation(&mut tx, event_id, subscriber).await?;
         let (Some((capacity, starts_at)), Some(current)) = (event, current) else {
             tx.rollback().await?;
             return Err(StoreError::NotFound);
@@ -284,7 +276,7 @@ where
             } else {
                 None
             };
-            set_state::<DB>(&mut tx, event_id, subscriber, next, position, at).await?;
+            set_state(&mut tx, event_id, subscriber, next, position, at).await?;
         }
         // A place given back goes to the first reader on the waitlist.
         let promoted =
@@ -298,7 +290,7 @@ where
                 .await?;
                 match first {
                     Some((reader,)) => {
-                        set_state::<DB>(
+                        set_state(
                             &mut tx,
                             event_id,
                             reader,
@@ -307,14 +299,14 @@ where
                             at,
                         )
                         .await?;
-                        read_invitation::<DB>(&mut tx, event_id, reader).await?
+                        read_invitation(&mut tx, event_id, reader).await?
                     }
                     None => None,
                 }
             } else {
                 None
             };
-        let invitation = read_invitation::<DB>(&mut tx, event_id, subscriber)
+        let invitation = read_invitation(&mut tx, event_id, subscriber)
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
@@ -324,6 +316,7 @@ where
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn check_in(
         &self,
         event_id: i64,
@@ -336,7 +329,7 @@ where
                 .bind(event_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let current = read_invitation::<DB>(&mut tx, event_id, subscriber).await?;
+        let current = read_invitation(&mut tx, event_id, subscriber).await?;
         let (Some((starts_at,)), Some(current)) = (starts, current) else {
             tx.rollback().await?;
             return Err(StoreError::NotFound);
@@ -354,13 +347,14 @@ where
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        let invitation = read_invitation::<DB>(&mut tx, event_id, subscriber)
+        let invitation = read_invitation(&mut tx, event_id, subscriber)
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
         Ok(invitation)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn invitations(
         &self,
         event_id: i64,
@@ -386,6 +380,7 @@ where
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscriber_invitations(&self, subscriber: i64) -> StoreResult<Vec<Invitation>> {
         let sql = format!(
             "SELECT {INVITATION_COLUMNS} FROM event_invitations WHERE subscriber_id = $1 \
@@ -399,22 +394,11 @@ where
     }
 }
 
-async fn read_invitation<DB>(
-    conn: &mut DB::Connection,
+async fn read_invitation(
+    conn: &mut Connection,
     event_id: i64,
     subscriber: i64,
-) -> StoreResult<Option<Invitation>>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Decode<'q, DB> + Type<DB>,
-    for<'q> String: Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Decode<'q, DB> + Type<DB>,
-{
+) -> StoreResult<Option<Invitation>> {
     let sql = format!(
         "SELECT {INVITATION_COLUMNS} FROM event_invitations \
          WHERE event_id = $1 AND subscriber_id = $2"
@@ -427,23 +411,14 @@ where
     row.map(TryInto::try_into).transpose()
 }
 
-async fn set_state<DB>(
-    conn: &mut DB::Connection,
+async fn set_state(
+    conn: &mut Connection,
     event_id: i64,
     subscriber: i64,
     state: InvitationState,
     position: Option<i64>,
     at: DateTime<Utc>,
-) -> StoreResult<()>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-{
+) -> StoreResult<()> {
     sqlx::query(
         "UPDATE event_invitations SET state = $3, position = $4, answered_at = $5 \
          WHERE event_id = $1 AND subscriber_id = $2",

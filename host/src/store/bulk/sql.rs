@@ -4,34 +4,34 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
+use sqlx::FromRow;
 use sqlx::types::Json;
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::audit::insert_audit;
-use super::backend::{Backend, SqlStore, enum_text};
 use super::subscribers::{CARD_COLUMNS, CardRow, LIVE, ProfileColumns};
 use super::terms::{TERM_COLUMNS, TermRow};
-use super::{
+use super::{Connection, Db, Query};
+use crate::domain::search::TermKind;
+use crate::domain::{Consents, SubscriberNumber};
+use crate::store::backend::{Backend, SqlStore, enum_text};
+use crate::store::{
     AuditEntry, BulkStore, ExportedSubscriber, ExportedTerm, ImportedTerm, KnownSubscriber,
     StoreResult, SubscriberBatch,
 };
-use crate::domain::search::TermKind;
-use crate::domain::term::Discount;
-use crate::domain::{Consents, ProfileDraft, SubscriberNumber};
 
 /// Parameters `from` to `from + count - 1`, comma-separated, in the backend's style.
-fn placeholders<DB: Backend>(from: usize, count: usize) -> String {
+fn placeholders(from: usize, count: usize) -> String {
     (from..from + count)
-        .map(DB::param)
+        .map(Db::param)
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// `(p1, p2), (p3, p4), ...`: `rows` groups of `width` parameters.
-fn value_rows<DB: Backend>(rows: usize, width: usize) -> String {
+fn value_rows(rows: usize, width: usize) -> String {
     (0..rows)
-        .map(|r| format!("({})", placeholders::<DB>(r * width + 1, width)))
+        .map(|r| format!("({})", placeholders(r * width + 1, width)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -76,13 +76,8 @@ struct ChunkSql {
 }
 
 impl ChunkSql {
-    fn new<DB: Backend>(
-        (head, tail): (&str, &str),
-        values: usize,
-        rows: usize,
-        size: usize,
-    ) -> Self {
-        let text = |rows| format!("{head} VALUES {}{tail}", value_rows::<DB>(rows, values));
+    fn new((head, tail): (&str, &str), values: usize, rows: usize, size: usize) -> Self {
+        let text = |rows| format!("{head} VALUES {}{tail}", value_rows(rows, values));
         Self {
             size,
             full: text(size.min(rows)),
@@ -105,17 +100,12 @@ impl ChunkSql {
 /// Inserts `rows` chunk by chunk. The next chunk's arguments are bound while SQLite runs the
 /// current one: binding is this task's work, running is the database's, and done in turn
 /// they would leave each waiting on the other.
-async fn insert_chunks<'q, DB, T: Sync>(
-    conn: &mut DB::Connection,
+async fn insert_chunks<'q, T: Sync>(
+    conn: &mut Connection,
     sql: &'q ChunkSql,
     rows: &'q [T],
-    bind: impl Fn(&'q [T], &'q str) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>> + Sync,
-) -> StoreResult<()>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
-{
+    bind: impl Fn(&'q [T], &'q str) -> Query<'q> + Sync,
+) -> StoreResult<()> {
     let mut chunks = rows.chunks(sql.size);
     let mut next = chunks.next().map(|c| bind(c, sql.for_chunk(c.len())));
     while let Some(query) = next {
@@ -134,39 +124,17 @@ const TERM_ROWS: usize = 1_000;
 const SEARCH_TERM_ROWS: usize = 5_000;
 
 #[async_trait]
-impl<DB> BulkStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i32>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<NaiveDate>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<ProfileDraft>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<Consents>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<Vec<Discount>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl BulkStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscribers_by_legacy_id(&self, ids: &[String]) -> StoreResult<Vec<KnownSubscriber>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let sql = format!(
             "SELECT id, legacy_id, merged_into FROM subscribers WHERE legacy_id IN ({})",
-            placeholders::<DB>(1, ids.len())
+            placeholders(1, ids.len())
         );
-        let mut query = sqlx::query_as::<DB, KnownRow>(&sql);
+        let mut query = sqlx::query_as::<Db, KnownRow>(&sql);
         for id in ids {
             query = query.bind(id.as_str());
         }
@@ -174,15 +142,16 @@ where
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscribers_by_sequence(&self, ids: &[i64]) -> StoreResult<Vec<KnownSubscriber>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let sql = format!(
             "SELECT id, legacy_id, merged_into FROM subscribers WHERE id IN ({})",
-            placeholders::<DB>(1, ids.len())
+            placeholders(1, ids.len())
         );
-        let mut query = sqlx::query_as::<DB, KnownRow>(&sql);
+        let mut query = sqlx::query_as::<Db, KnownRow>(&sql);
         for id in ids {
             query = query.bind(*id);
         }
@@ -190,6 +159,7 @@ where
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscribers_by_terms(
         &self,
         kind: TermKind,
@@ -202,10 +172,10 @@ where
             "SELECT t.term, s.id, s.legacy_id, s.merged_into FROM search_terms t \
              JOIN subscribers s ON s.id = t.subscriber_id \
              WHERE t.kind = {} AND s.{LIVE} AND t.term IN ({})",
-            DB::param(1),
-            placeholders::<DB>(2, terms.len())
+            Db::param(1),
+            placeholders(2, terms.len())
         );
-        let mut query = sqlx::query_as::<DB, (String, i64, Option<String>, Option<i64>)>(&sql)
+        let mut query = sqlx::query_as::<Db, (String, i64, Option<String>, Option<i64>)>(&sql)
             .bind(kind.as_str());
         for term in terms {
             query = query.bind(term.as_str());
@@ -226,6 +196,7 @@ where
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn import_subscribers(
         &self,
         batch: &SubscriberBatch,
@@ -236,7 +207,7 @@ where
         // Numbers the file gives are taken out of the sequence's way first, so that no id
         // reserved next, here or by another writer, is one of them.
         if let Some(highest) = batch.new.iter().filter_map(|r| r.number).max() {
-            sqlx::query(&DB::advance_ids("subscribers", highest))
+            sqlx::query(&Db::advance_ids("subscribers", highest))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -244,13 +215,13 @@ where
         let unnumbered = batch.new.iter().filter(|r| r.number.is_none()).count();
         let mut reserved = Vec::with_capacity(unnumbered);
         if unnumbered > 0 {
-            let runs: Vec<(i64, i64)> = sqlx::query_as(&DB::reserve_ids("subscribers", unnumbered))
+            let runs: Vec<(i64, i64)> = sqlx::query_as(&Db::reserve_ids("subscribers", unnumbered))
                 .fetch_all(&mut *tx)
                 .await?;
             reserved.extend(runs.into_iter().flat_map(|(first, last)| first..=last));
         }
         if reserved.len() != unnumbered {
-            return Err(super::StoreError::Corrupt(format!(
+            return Err(crate::store::StoreError::Corrupt(format!(
                 "{} subscriber ids were reserved for {unnumbered} new readers",
                 reserved.len(),
             )));
@@ -263,7 +234,7 @@ where
             .collect();
         let consents = Json(Consents::new());
         let rows: Vec<_> = batch.new.iter().zip(&ids).collect();
-        let sql = ChunkSql::new::<DB>(
+        let sql = ChunkSql::new(
             (
                 "INSERT INTO subscribers (id, kind, status, display_name, profile, consents, \
                  postal_code, city, region, country, birth_year, relationship_level, legacy_id, \
@@ -274,8 +245,8 @@ where
             rows.len(),
             SUBSCRIBER_ROWS,
         );
-        insert_chunks::<DB, _>(&mut tx, &sql, &rows, |chunk, sql| {
-            let mut query = sqlx::query::<DB>(sql);
+        insert_chunks(&mut tx, &sql, &rows, |chunk, sql| {
+            let mut query = sqlx::query(sql);
             for (row, id) in chunk {
                 let c = ProfileColumns::of(&row.profile);
                 query = query
@@ -311,7 +282,7 @@ where
             .collect();
         // In key order, consecutive inserts land on the same pages of the index.
         search_terms.sort_unstable();
-        let sql = ChunkSql::new::<DB>(
+        let sql = ChunkSql::new(
             (
                 "INSERT INTO search_terms (kind, term, subscriber_id)",
                 " ON CONFLICT DO NOTHING",
@@ -320,8 +291,8 @@ where
             search_terms.len(),
             SEARCH_TERM_ROWS,
         );
-        insert_chunks::<DB, _>(&mut tx, &sql, &search_terms, |chunk, sql| {
-            let mut query = sqlx::query::<DB>(sql);
+        insert_chunks(&mut tx, &sql, &search_terms, |chunk, sql| {
+            let mut query = sqlx::query(sql);
             for (kind, term, id) in chunk {
                 query = query.bind(*kind).bind(*term).bind(*id);
             }
@@ -337,7 +308,7 @@ where
             .execute(&mut *tx)
             .await?;
         }
-        insert_audit::<DB>(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         if commit {
             tx.commit().await?;
         } else {
@@ -346,6 +317,7 @@ where
         Ok(ids)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn existing_terms(
         &self,
         keys: &[(i64, i64, NaiveDate)],
@@ -359,9 +331,9 @@ where
             let sql = format!(
                 "SELECT subscriber_id, publication_id, start_date FROM terms \
                  WHERE subscriber_id IN ({})",
-                placeholders::<DB>(1, chunk.len())
+                placeholders(1, chunk.len())
             );
-            let mut query = sqlx::query_as::<DB, (i64, i64, NaiveDate)>(&sql);
+            let mut query = sqlx::query_as::<Db, (i64, i64, NaiveDate)>(&sql);
             for id in chunk {
                 query = query.bind(*id);
             }
@@ -376,10 +348,11 @@ where
         Ok(found)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn import_terms(&self, terms: &[ImportedTerm], commit: bool) -> StoreResult<()> {
         let now = Utc::now();
         let mut tx = self.write.begin().await?;
-        let sql = ChunkSql::new::<DB>(
+        let sql = ChunkSql::new(
             (
                 "INSERT INTO terms (subscriber_id, publication_id, format, months, start_date, \
                  end_date, extension_days, currency, list_price, discounts, price_paid, channel, \
@@ -391,8 +364,8 @@ where
             terms.len(),
             TERM_ROWS,
         );
-        insert_chunks::<DB, _>(&mut tx, &sql, terms, |chunk, sql| {
-            let mut query = sqlx::query::<DB>(sql);
+        insert_chunks(&mut tx, &sql, terms, |chunk, sql| {
+            let mut query = sqlx::query(sql);
             for row in chunk {
                 let t = &row.term;
                 let (effective, reason, refund) = match &row.cancellation {
@@ -436,15 +409,17 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn refresh_statistics(&self) -> StoreResult<()> {
-        if !DB::REFRESH_STATISTICS.is_empty() {
-            sqlx::query(DB::REFRESH_STATISTICS)
+        if !Db::REFRESH_STATISTICS.is_empty() {
+            sqlx::query(Db::REFRESH_STATISTICS)
                 .execute(&self.write)
                 .await?;
         }
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn export_subscribers(
         &self,
         after: i64,
@@ -469,6 +444,7 @@ where
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn export_terms(&self, after: i64, limit: i64) -> StoreResult<Vec<ExportedTerm>> {
         let sql = format!(
             "SELECT {TERM_COLUMNS}, s.legacy_id FROM terms t \

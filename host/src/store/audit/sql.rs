@@ -2,13 +2,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::FromRow;
 use sqlx::types::Json;
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
-use super::backend::{Backend, SqlStore, parse_enum};
 use super::sql::Sql;
-use super::{Actor, AuditEntry, AuditFilter, AuditRecord, AuditStore, StoreResult};
+use super::{Connection, Db, Query};
 use crate::domain::SubscriberNumber;
+use crate::store::backend::{SqlStore, parse_enum};
+use crate::store::{Actor, AuditEntry, AuditFilter, AuditRecord, AuditStore, StoreResult};
 
 #[derive(FromRow)]
 struct AuditRow {
@@ -27,21 +28,8 @@ const INSERT_ONE: &str = "INSERT INTO audit_log (at, actor_key_id, actor, role, 
                           request_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 #[async_trait]
-impl<DB> AuditStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl AuditStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
         if entries.is_empty() {
             return Ok(());
@@ -58,6 +46,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
         let mut query = Sql::new(
             "SELECT id, at, actor_key_id, actor, role, action, subscriber_id, request_id, detail \
@@ -101,41 +90,14 @@ where
 
 /// Writes one audit entry inside the caller's transaction, so a change and its record land
 /// together or not at all.
-pub(super) async fn insert_audit<DB>(
-    conn: &mut DB::Connection,
-    entry: &AuditEntry,
-) -> StoreResult<()>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Type<DB>,
-{
+pub(super) async fn insert_audit(conn: &mut Connection, entry: &AuditEntry) -> StoreResult<()> {
     bind_entry(sqlx::query(INSERT_ONE), entry)
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
-type Insert<'q, DB> = sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>;
-
-fn bind_entry<'q, DB>(query: Insert<'q, DB>, entry: &'q AuditEntry) -> Insert<'q, DB>
-where
-    DB: Backend,
-    i64: Encode<'q, DB> + Type<DB>,
-    Option<i64>: Encode<'q, DB> + Type<DB>,
-    Option<String>: Encode<'q, DB> + Type<DB>,
-    String: Encode<'q, DB> + Type<DB>,
-    &'q str: Encode<'q, DB> + Type<DB>,
-    DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-    Json<serde_json::Value>: Encode<'q, DB> + Type<DB>,
-{
+fn bind_entry<'q>(query: Query<'q>, entry: &'q AuditEntry) -> Query<'q> {
     query
         .bind(entry.at)
         .bind(entry.actor.key_id)

@@ -2,10 +2,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::FromRow;
 
-use super::backend::{Backend, SqlStore, parse_enum};
-use super::{ApiKey, KeyStore, NewApiKey, StoreError, StoreResult};
+use super::Db;
+use crate::store::backend::{SqlStore, parse_enum};
+use crate::store::{ApiKey, KeyStore, NewApiKey, StoreError, StoreResult};
 
 #[derive(FromRow)]
 struct KeyRow {
@@ -34,21 +35,8 @@ impl TryFrom<KeyRow> for ApiKey {
 const COLUMNS: &str = "id, name, role, hint, created_at, revoked_at";
 
 #[async_trait]
-impl<DB> KeyStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Decode<'q, DB> + Type<DB>,
-{
+impl KeyStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
         let sql = format!(
             "INSERT INTO api_keys (name, role, token_hash, hint, created_at) \
@@ -65,12 +53,14 @@ where
         row.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY id");
         let rows: Vec<KeyRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn revoke_api_key(&self, id: i64, at: DateTime<Utc>) -> StoreResult<ApiKey> {
         let sql = format!(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING {COLUMNS}"
@@ -83,6 +73,7 @@ where
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_api_key(&self, token_hash: &str) -> StoreResult<Option<ApiKey>> {
         let sql =
             format!("SELECT {COLUMNS} FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL");
@@ -93,6 +84,7 @@ where
         row.map(TryInto::try_into).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn count_active_admin_keys(&self) -> StoreResult<i64> {
         let (count,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL",

@@ -3,19 +3,20 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::FromRow;
 use sqlx::types::Json;
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::audit::insert_audit;
-use super::backend::{Backend, SqlStore, parse_enum};
-use super::{
-    AuditEntry, Compensation, CompensationGrant, ComplaintTally, InteractionFilter,
-    InteractionStep, InteractionStore, NewStep, RenewalOutcome, StoreError, StoreResult,
-};
+use super::{Connection, Db};
 use crate::domain::SubscriberNumber;
 use crate::domain::interaction::{Category, Interaction};
 use crate::domain::money::{Currency, Money};
 use crate::domain::sla::DueTimes;
+use crate::store::backend::{Backend, SqlStore, parse_enum};
+use crate::store::{
+    AuditEntry, Compensation, CompensationGrant, ComplaintTally, InteractionFilter,
+    InteractionStep, InteractionStore, NewStep, RenewalOutcome, StoreError, StoreResult,
+};
 
 const COLUMNS: &str = "id, subscriber_id, contact, kind, channel, category, priority, text, \
     taken_by, owner_id, state, opened_at, respond_by, resolve_by, responded_at, resolved_at, \
@@ -133,27 +134,8 @@ struct CompensationRow {
 }
 
 #[async_trait]
-impl<DB> InteractionStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i32>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<bool>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl InteractionStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_interaction(
         &self,
         new: &Interaction,
@@ -199,22 +181,23 @@ where
         .fetch_one(&mut *tx)
         .await?;
         let subscriber = new.subscriber.map(|n| n.sequence());
-        if let Err(e) = write_steps::<DB>(&mut tx, id, subscriber, &steps).await {
+        if let Err(e) = write_steps(&mut tx, id, subscriber, &steps).await {
             tx.rollback().await?;
             return Err(e);
         }
         if let Some((grant, reason)) = &compensation
-            && let Err(e) = compensate::<DB>(&mut tx, id, subscriber, grant, reason, &audit).await
+            && let Err(e) = compensate(&mut tx, id, subscriber, grant, reason, &audit).await
         {
             tx.rollback().await?;
             return Err(e);
         }
         audit.detail["interaction"] = id.into();
-        insert_audit::<DB>(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         self.get_interaction(id).await?.ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_interaction(&self, id: i64) -> StoreResult<Option<Interaction>> {
         let sql = format!("SELECT {COLUMNS} FROM interactions WHERE id = $1");
         let row: Option<Row> = sqlx::query_as(&sql)
@@ -224,6 +207,7 @@ where
         row.map(Interaction::try_from).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_interaction(
         &self,
         next: &Interaction,
@@ -279,12 +263,12 @@ where
         .execute(&mut *tx)
         .await;
         let written = match linked {
-            Ok(_) => write_steps::<DB>(&mut tx, next.id, subscriber, &steps).await,
+            Ok(_) => write_steps(&mut tx, next.id, subscriber, &steps).await,
             Err(e) => Err(e.into()),
         };
         let compensated = match (&written, &compensation) {
             (Ok(()), Some((grant, reason))) => {
-                compensate::<DB>(&mut tx, next.id, subscriber, grant, reason, &audit).await
+                compensate(&mut tx, next.id, subscriber, grant, reason, &audit).await
             }
             _ => written,
         };
@@ -292,13 +276,14 @@ where
             tx.rollback().await?;
             return Err(e);
         }
-        insert_audit::<DB>(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         self.get_interaction(next.id)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn interaction_steps(&self, id: i64) -> StoreResult<Vec<InteractionStep>> {
         let sql = format!(
             "SELECT {STEP_COLUMNS} FROM interaction_steps WHERE interaction_id = $1 ORDER BY id"
@@ -307,6 +292,7 @@ where
         rows.into_iter().map(InteractionStep::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_interactions(&self, filter: &InteractionFilter) -> StoreResult<Vec<Interaction>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM interactions WHERE ($1 IS NULL OR subscriber_id = $1) \
@@ -327,6 +313,7 @@ where
         rows.into_iter().map(Interaction::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn due_interactions(
         &self,
         until: DateTime<Utc>,
@@ -349,6 +336,7 @@ where
         rows.into_iter().map(Interaction::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn interactions_opened(
         &self,
         from: DateTime<Utc>,
@@ -366,6 +354,7 @@ where
         rows.into_iter().map(Interaction::try_from).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn subscriber_steps(
         &self,
         subscriber: SubscriberNumber,
@@ -397,6 +386,7 @@ where
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn compensations(&self, subscriber: SubscriberNumber) -> StoreResult<Vec<Compensation>> {
         let rows: Vec<CompensationRow> = sqlx::query_as(
             "SELECT id, interaction_id, subscriber_id, kind, term_id, days, amount, currency, \
@@ -431,6 +421,7 @@ where
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn complaint_tallies(
         &self,
         first: i64,
@@ -473,6 +464,7 @@ where
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn renewal_outcomes(
         &self,
         from: NaiveDate,
@@ -498,24 +490,12 @@ where
     }
 }
 
-async fn write_steps<DB>(
-    conn: &mut DB::Connection,
+async fn write_steps(
+    conn: &mut Connection,
     interaction: i64,
     subscriber: Option<i64>,
     steps: &[NewStep],
-) -> StoreResult<()>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-    for<'q> Json<serde_json::Value>: Encode<'q, DB> + Type<DB>,
-{
+) -> StoreResult<()> {
     for step in steps {
         sqlx::query(
             "INSERT INTO interaction_steps (interaction_id, subscriber_id, action, note, detail, \
@@ -542,29 +522,14 @@ struct LockedTerm {
 }
 
 /// Applies a compensation and records it; an extension moves the term's end by its days.
-async fn compensate<DB>(
-    conn: &mut DB::Connection,
+async fn compensate(
+    conn: &mut Connection,
     interaction: i64,
     subscriber: Option<i64>,
     grant: &CompensationGrant,
     reason: &str,
     audit: &AuditEntry,
-) -> StoreResult<()>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> i32: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i32>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> bool: Decode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-{
+) -> StoreResult<()> {
     let Some(subscriber) = subscriber else {
         return Err(StoreError::Conflict(format!(
             "interaction {interaction} is not linked to a subscriber; link it before compensating"
@@ -576,7 +541,7 @@ where
                 "SELECT end_date, cancelled_effective IS NOT NULL AS cancelled, \
                  EXISTS (SELECT 1 FROM terms n WHERE n.renews_term_id = terms.id) AS renewed \
                  FROM terms WHERE id = $1 AND subscriber_id = $2{}",
-                DB::LOCK_ROW
+                Db::LOCK_ROW
             );
             let locked: Option<LockedTerm> = sqlx::query_as(&sql)
                 .bind(*term)

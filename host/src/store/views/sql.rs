@@ -2,16 +2,16 @@
 //! terms of a page in one range query.
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::FromRow;
 use sqlx::types::Json;
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
-use super::backend::{Backend, SqlStore};
+use super::Db;
 use super::terms::{TermRow, term_json_columns};
-use super::{ComplaintTally, ReaderRow, StoreResult, ViewStore};
 use crate::domain::subscriber::ProfileDraft;
-use crate::domain::term::{Discount, Term};
+use crate::domain::term::Term;
 use crate::domain::{Consents, Profile};
+use crate::store::backend::{Backend, SqlStore};
+use crate::store::{ComplaintTally, ReaderRow, StoreResult, ViewStore};
 
 #[derive(FromRow)]
 struct Row {
@@ -25,28 +25,8 @@ struct Row {
 }
 
 #[async_trait]
-impl<DB> ViewStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'r> &'r str: sqlx::ColumnIndex<DB::Row>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i32>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<NaiveDate>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> NaiveDate: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<Vec<Discount>>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<Consents>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Json<ProfileDraft>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-{
+impl ViewStore for SqlStore<Db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn count_readers(&self) -> StoreResult<i64> {
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM subscribers WHERE merged_into IS NULL")
@@ -55,6 +35,7 @@ where
         Ok(n)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn reader_rows(
         &self,
         after: i64,
@@ -94,12 +75,13 @@ where
             .collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn reader_terms(&self, first: i64, last: i64) -> StoreResult<Vec<(i64, Term)>> {
         // One row per reader, its terms gathered into JSON: sqlx hands rows over one at a time
         // (on SQLite, each through a channel from its worker thread), so a row per term cost
         // several times what the query itself does.
-        let gathered = DB::json_rows(
-            &term_json_columns(&DB::json("t.discounts")),
+        let gathered = Db::json_rows(
+            &term_json_columns(&Db::json("t.discounts")),
             "t.start_date, t.id",
         );
         let sql = format!(
