@@ -1,6 +1,7 @@
 //! Integration tests: the real service over HTTP, on SQLite or (with
 //! `TEST_DATABASE_URL`) PostgreSQL.
 
+mod audit_batches;
 mod auth;
 mod backup;
 mod cli;
@@ -8,6 +9,7 @@ mod clubs;
 mod complaints;
 mod contract;
 mod demo;
+mod distributable;
 mod duplicates;
 mod helpers;
 mod import_rows;
