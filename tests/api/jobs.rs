@@ -690,6 +690,8 @@ struct Answers {
     cards: usize,
     /// Renewals answered, by status (201 renewed; 409 and 422 are the domain's refusals).
     renewals: std::collections::BTreeMap<u16, usize>,
+    /// The first refusal, to show why.
+    refused: Option<String>,
     failures: Vec<String>,
 }
 
@@ -864,7 +866,11 @@ async fn three_hosts_one_killed_mid_refresh_another_finishes_it_as_one_host_woul
                         answers.failures.push(format!("{number}: {}", r.status()));
                     }
                     Ok(r) if renewal => {
-                        *answers.renewals.entry(r.status().as_u16()).or_default() += 1;
+                        let status = r.status().as_u16();
+                        *answers.renewals.entry(status).or_default() += 1;
+                        if status != 201 && answers.refused.is_none() {
+                            answers.refused = Some(r.text().await.unwrap_or_default());
+                        }
                     }
                     Ok(r) if r.status() == StatusCode::OK => answers.cards += 1,
                     Ok(r) => answers
