@@ -747,6 +747,17 @@ async fn three_hosts_one_killed_mid_refresh_another_finishes_it_as_one_host_woul
         }
     }
 
+    // Readers holding a current title (an auto-renew term ending within the year) to renew.
+    let today = Utc::now().date_naive();
+    let renewing: Vec<String> = store
+        .due_terms(today, today + chrono::Days::new(365), 0, 500)
+        .await
+        .expect("due terms")
+        .iter()
+        .map(|due| due.subscriber.to_string())
+        .collect();
+    assert!(!renewing.is_empty(), "the demo has current readers");
+
     // Three hosts. Small batches make the refresh of 100,000 readers long enough to kill
     // its host mid-way (10 readers a batch: 10,000 batches, each its own reads); the nightly
     // recomputation is due at once, so each host's schedule tries to queue it.
@@ -852,8 +863,12 @@ async fn three_hosts_one_killed_mid_refresh_another_finishes_it_as_one_host_woul
             let mut n = 0usize;
             while !*done_rx.borrow() {
                 let base = &survivors[n % survivors.len()];
-                let number = &numbers[(n * 7) % numbers.len()];
                 let renewal = n % 10 == 9;
+                let number = if renewal {
+                    &renewing[(n / 10) % renewing.len()]
+                } else {
+                    &numbers[(n * 7) % numbers.len()]
+                };
                 let request = if renewal {
                     client
                         .post(format!("{base}/api/v1/subscribers/{number}/renewals"))
@@ -907,6 +922,10 @@ async fn three_hosts_one_killed_mid_refresh_another_finishes_it_as_one_host_woul
     assert!(answers.failures.is_empty(), "{:?}", answers.failures);
     let renewals: usize = answers.renewals.values().sum();
     assert!(answers.cards > 50 && renewals > 5, "{answers:?}");
+    assert!(
+        answers.renewals.get(&201).is_some_and(|n| *n > 0),
+        "nothing renewed: {answers:?}"
+    );
 
     // The job's claims: the killed host's run lapsed, and the next began only after its
     // lease (15 s from its last heartbeat) ran out, within 30 s of the kill.
