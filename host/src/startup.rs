@@ -14,11 +14,13 @@ use crate::config::Config;
 use crate::http::{self, AppState, HttpLimits};
 use crate::runtime::PluginRuntime;
 use crate::services::audit::AuditLog;
+use crate::services::auto_renewal::AutoRenewals;
 use crate::services::catalogue::Catalogue;
 use crate::services::clock::{Clock, SystemClock};
 use crate::services::clubs::Clubs;
 use crate::services::clubs::events::Events;
 use crate::services::complaints::Complaints;
+use crate::services::jobs::{JobKind, Jobs, Recurring, Runner, Schedule};
 use crate::services::keys::KeyCache;
 use crate::services::plugins::Plugins;
 use crate::services::plugins::campaigns::Campaigns;
@@ -43,6 +45,11 @@ pub struct Services {
     pub timelines: Arc<Timelines>,
     pub clubs: Arc<Clubs>,
     pub events: Arc<Events>,
+    pub jobs: Arc<Jobs>,
+    pub auto_renewals: Arc<AutoRenewals>,
+    /// The daily schedules in force (the nightly recomputation, the daily auto-renewal).
+    schedules: Vec<(Arc<dyn Recurring>, chrono::NaiveTime)>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Services {
@@ -64,6 +71,7 @@ impl Services {
             Arc::clone(&clock),
             currency,
         ));
+        let jobs = Arc::new(Jobs::new(Arc::clone(&store), config.jobs.settings()?));
         let runtime = Arc::new(PluginRuntime::new(config.plugins.runtime())?);
         let plugins = Arc::new(Plugins::new(
             Arc::clone(&store),
@@ -77,6 +85,7 @@ impl Services {
             Arc::clone(&registry),
             audit.clone(),
             Arc::clone(&plugins),
+            Arc::clone(&jobs),
             Arc::clone(&clock),
             currency,
             grace_days,
@@ -96,10 +105,23 @@ impl Services {
             Arc::clone(&registry),
             audit.clone(),
         ));
+        let auto_renewals = Arc::new(AutoRenewals::new(
+            Arc::clone(&circulation),
+            Arc::clone(&clock),
+            config.jobs.renewals_days,
+        ));
+        let mut schedules: Vec<(Arc<dyn Recurring>, chrono::NaiveTime)> = Vec::new();
+        if let Some(at) = config.jobs.recompute_time()? {
+            schedules.push((Arc::clone(&clubs) as _, at));
+        }
+        if let Some(at) = config.jobs.renewals_time()? {
+            schedules.push((Arc::clone(&auto_renewals) as _, at));
+        }
         let batch_size = config.plugins.batch_size;
         Ok(Self {
             segments: Arc::new(Segments::new(
                 Arc::clone(&plugins),
+                Arc::clone(&jobs),
                 currency,
                 grace_days,
                 batch_size,
@@ -136,7 +158,26 @@ impl Services {
             plugins,
             clubs,
             events,
+            jobs,
+            auto_renewals,
+            schedules,
+            clock,
         })
+    }
+
+    /// The job runner of this process: every kind of job, and the schedules in force.
+    pub fn runner(&self) -> Runner {
+        let kinds: Vec<Arc<dyn JobKind>> = vec![
+            Arc::clone(&self.segments) as _,
+            Arc::clone(&self.clubs) as _,
+            Arc::clone(&self.auto_renewals) as _,
+        ];
+        let schedules = self
+            .schedules
+            .iter()
+            .map(|(work, at)| Schedule::daily(Arc::clone(work), *at, Arc::clone(&self.clock)))
+            .collect();
+        Runner::new(Arc::clone(&self.jobs), kinds, schedules)
     }
 }
 
@@ -146,6 +187,9 @@ pub struct Application {
     store: Arc<dyn Store>,
     audit: AuditLog,
     audit_task: JoinHandle<()>,
+    /// The job runner, and the switch that stops it.
+    runner: JoinHandle<()>,
+    stop_runner: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -181,7 +225,10 @@ impl Application {
             audit.clone(),
             Arc::clone(&clock),
         )?;
+        let (stop_runner, stopped) = tokio::sync::watch::channel(false);
+        let runner = tokio::spawn(services.runner().run(stopped));
         let state = AppState {
+            jobs: Arc::clone(&services.jobs),
             store: Arc::clone(&store),
             registry: services.registry,
             catalogue: services.catalogue,
@@ -212,6 +259,8 @@ impl Application {
             store,
             audit,
             audit_task,
+            runner,
+            stop_runner,
         })
     }
 
@@ -238,6 +287,9 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
             .context("the HTTP server failed")?;
+        // Running jobs are given back, to be taken up by another host (or the next start).
+        let _ = self.stop_runner.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.runner).await;
         self.audit.flush().await;
         drop(self.audit);
         // The router's copies of the audit handle are gone, so the writer drains and ends.

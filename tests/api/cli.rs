@@ -323,19 +323,32 @@ async fn clubs_recompute_reruns_over_the_demo_club_and_changes_nothing_twice() {
     run(&["clubs", "recompute", "--club", "reader-club"])
         .await
         .expect("second run");
-    let jobs = store.recomputes(record.id, 5).await.expect("jobs");
+    let jobs = store
+        .list_jobs(&masthead::store::JobFilter {
+            kind: Some("club_recompute".into()),
+            subject: Some(format!("club:{}", record.id)),
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .expect("jobs");
     assert_eq!(jobs.len(), 3);
-    assert_eq!(
-        jobs[2].counts.joined, held,
-        "the demo's run placed everyone"
-    );
-    let second = jobs[0].counts;
-    assert_eq!(
-        (second.joined, second.promoted, second.demoted, second.left),
-        (0, 0, 0, 0)
-    );
-    assert_eq!(second.processed, jobs[2].counts.processed);
-    assert_eq!(jobs[1].counts.joined, 0);
+    let counts = |job: &masthead::store::JobRecord| {
+        let result = job.result.clone().expect("a result");
+        let count = |key: &str| result[key].as_i64().expect("a count");
+        (
+            count("processed"),
+            count("joined"),
+            count("promoted"),
+            count("demoted"),
+            count("left"),
+        )
+    };
+    assert_eq!(counts(&jobs[2]).1, held, "the demo's run placed everyone");
+    let second = counts(&jobs[0]);
+    assert_eq!((second.1, second.2, second.3, second.4), (0, 0, 0, 0));
+    assert_eq!(second.0, counts(&jobs[2]).0);
+    assert_eq!(counts(&jobs[1]).1, 0);
     let missing = run(&["clubs", "recompute", "--club", "no-such-club"])
         .await
         .expect_err("no such club");

@@ -43,9 +43,7 @@ const TABLES: &[(&str, Placement)] = &[
     ("plugin_events", Reference),
     ("plugin_errors", Reference),
     ("segments", Reference),
-    ("segment_refreshes", Reference),
     ("clubs", Reference),
-    ("club_recomputes", Reference),
     ("club_events", Reference),
     (
         "subscribers",
@@ -88,6 +86,9 @@ const TABLES: &[(&str, Placement)] = &[
             group: "audit_log",
         },
     ),
+    // Every host's claims and heartbeats: row locks on one machine.
+    ("jobs", Local),
+    ("job_runs", Local),
     ("_sqlx_migrations", Local),
 ];
 

@@ -135,6 +135,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         database_url: Some(url.clone()),
         ..Config::default()
     };
+    // Scheduled work would run at each start; the tests of schedules turn it on.
+    config.jobs.recompute_enabled = false;
+    config.jobs.renewals_enabled = false;
     adjust(&mut config);
     let store = store::open(&url).await.expect("open the test database");
     serve(config, store, database).await
@@ -184,9 +187,16 @@ impl TestApp {
     /// Starts another instance of the service on the same database (as a second host behind
     /// a load balancer, or the same host after a restart) and returns its address.
     pub async fn another_instance(&self) -> String {
+        self.another_instance_with(|_| {}).await
+    }
+
+    /// Another instance, with its configuration adjusted.
+    pub async fn another_instance_with(&self, adjust: impl FnOnce(&mut Config)) -> String {
         let url = self.config.database_url.clone().expect("a database url");
         let store = store::open(&url).await.expect("open the database again");
-        let app = Application::build_with_clock(&self.config, store, Arc::new(self.clock.clone()))
+        let mut config = self.config.clone();
+        adjust(&mut config);
+        let app = Application::build_with_clock(&config, store, Arc::new(self.clock.clone()))
             .await
             .expect("build the second instance");
         let address = format!("http://127.0.0.1:{}", app.port());

@@ -14,6 +14,7 @@ mod duplicates;
 mod helpers;
 mod import_rows;
 mod imports;
+mod jobs;
 mod merge;
 mod money;
 mod operations;

@@ -11,12 +11,12 @@ use sha2::{Digest, Sha256};
 use crate::helpers::{TestApp, problem, spawn_app, spawn_app_with};
 use crate::renewals::{history, print_year, publication, reader, renew, subscribe};
 
-fn component(name: &str) -> Vec<u8> {
+pub(crate) fn component(name: &str) -> Vec<u8> {
     let path = format!("{}/{name}.wasm", env!("WASM_TEST_PLUGINS"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (built by tests/build.rs)"))
 }
 
-fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -24,7 +24,7 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// The example plugin's own manifest, with the component's SHA-256 filled in.
-fn example_manifest(dir: &str, wasm: &[u8]) -> String {
+pub(crate) fn example_manifest(dir: &str, wasm: &[u8]) -> String {
     let path = format!(
         "{}/../plugins/{dir}/masthead-plugin.toml",
         env!("CARGO_MANIFEST_DIR")
@@ -56,7 +56,7 @@ async fn upload(app: &TestApp, manifest: &str, wasm: &[u8], grant_pii: bool) -> 
 }
 
 /// Uploads and enables a plugin; panics unless both succeed.
-async fn install(app: &TestApp, manifest: &str, wasm: &[u8]) -> Value {
+pub(crate) async fn install(app: &TestApp, manifest: &str, wasm: &[u8]) -> Value {
     let response = upload(app, manifest, wasm, false).await;
     let status = response.status();
     let body: Value = response.json().await.expect("json");
@@ -113,7 +113,7 @@ async fn refresh(app: &TestApp, segment: &str) -> Value {
     panic!("the refresh of {segment} did not finish");
 }
 
-async fn segment(app: &TestApp, name: &str, plugin: &str, key: &str) {
+pub(crate) async fn segment(app: &TestApp, name: &str, plugin: &str, key: &str) {
     let body = json!({ "name": name, "plugin": plugin, "key": key });
     let response = app.post("/api/v1/segments", &app.staff, &body).await;
     let status = response.status();
@@ -1293,52 +1293,73 @@ async fn a_renewal_answers_once_committed_while_the_plugin_its_club_rule_names_i
 }
 
 #[tokio::test]
-async fn a_refresh_abandoned_by_a_stopped_host_is_taken_over_after_a_quiet_spell() {
-    let app = spawn_app().await;
+async fn a_refresh_abandoned_by_a_stopped_host_is_taken_over_once_its_lease_runs_out() {
+    let app = spawn_app_with(|c| c.jobs.concurrency = 0).await;
     app.set_today("2026-11-23");
     reader(&app, "Someone").await;
     let wasm = component("churn_risk");
     install(&app, &example_manifest("churn-risk", &wasm), &wasm).await;
     segment(&app, "churn-low", "churn-risk", "churn-low").await;
-    // A host started a refresh and stopped before finishing it.
+    // This instance runs no jobs: the refresh stays queued until a host claims it.
+    let path = "/api/v1/segments/churn-low/refresh";
+    let response = app.post(path, &app.staff, &json!({})).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let queued: Value = response.json().await.expect("json");
+    let id = queued["id"].as_i64().expect("id");
+    assert_eq!(queued["job"], format!("/api/v1/jobs/{id}"));
+    // A host claimed it and stopped before finishing: its lease ran out a second ago.
     let url = app.config.database_url.clone().expect("url");
     let store = masthead::store::open(&url).await.expect("open");
-    let id = store
-        .get_segment("churn-low")
+    let now = chrono::Utc::now();
+    let claimed = store
+        .claim_job(masthead::store::Claim {
+            host: "a-stopped-host:1:0",
+            now: now - chrono::Duration::seconds(20),
+            lease_until: now - chrono::Duration::seconds(1),
+            max_attempts: 5,
+            only: Some(id),
+        })
         .await
-        .expect("read")
-        .expect("segment")
-        .id;
-    let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
-        .expect("t")
-        .to_utc();
-    store
-        .start_refresh(id, "1.0.0", 1, "a stopped host", at)
-        .await
-        .expect("started");
-
-    let path = "/api/v1/segments/churn-low/refresh";
+        .expect("claim")
+        .expect("the queued refresh");
+    assert_eq!(claimed.attempts, 1);
     problem(
         app.post(path, &app.staff, &json!({})).await,
         StatusCode::CONFLICT,
     )
     .await;
-    app.clock.set(at + chrono::Duration::minutes(11));
-    let done = refresh(&app, "churn-low").await;
-    assert_eq!(done["state"], "done");
-    let view: Value = app
-        .get("/api/v1/segments/churn-low", &app.staff)
+    // Another host (one that runs jobs) takes it over and finishes it.
+    let _host = app.another_instance_with(|c| c.jobs.concurrency = 1).await;
+    let done = refresh_done(&app, "churn-low", id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let job: Value = app
+        .get(&format!("/api/v1/jobs/{id}"), &app.staff)
         .await
         .json()
         .await
         .expect("json");
-    assert_eq!(view["refreshes"][1]["state"], "failed");
-    assert!(
-        view["refreshes"][1]["error"]
-            .as_str()
-            .expect("error")
-            .starts_with("abandoned")
-    );
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert_eq!(job["runs"][0]["host"], "a-stopped-host:1:0");
+    assert_eq!(job["runs"][0]["outcome"], "lapsed");
+    assert_eq!(job["runs"][1]["outcome"], "succeeded");
+}
+
+/// Waits for the refresh job `id` of `segment` to end; returns it as the segment shows it.
+async fn refresh_done(app: &TestApp, segment: &str, id: i64) -> Value {
+    for _ in 0..600 {
+        let view: Value = app
+            .get(&format!("/api/v1/segments/{segment}"), &app.staff)
+            .await
+            .json()
+            .await
+            .expect("json");
+        let latest = view["refreshes"][0].clone();
+        if latest["id"] == id && latest["state"] != "running" {
+            return latest;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the refresh of {segment} did not finish");
 }
 
 /// A manifest for a test offer provider reading `fields`, with `extra` TOML after it.

@@ -5,6 +5,7 @@ mod backup;
 mod circulation;
 mod clubs;
 mod fixture;
+mod jobs;
 mod keys;
 mod plugin;
 mod sample;
@@ -104,12 +105,16 @@ pub enum Command {
     /// Reader clubs.
     #[command(subcommand)]
     Clubs(ClubsCommand),
+    /// Background jobs: list, show, follow, cancel.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ClubsCommand {
-    /// Recompute every reader's tier (catches lapses and expired overrides; run nightly).
-    /// Safe to run again: only changed standings are written.
+    /// Recompute every reader's tier now, in this process (catches lapses and expired
+    /// overrides; `serve` also runs it nightly). Safe to run again: only changed standings
+    /// are written.
     Recompute {
         /// Only this club (default: every club).
         #[arg(long)]
@@ -145,6 +150,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(command) => keys::run(command, &config).await,
+        Command::Jobs(command) => jobs::run(command, &config).await,
         Command::Plugin(command) => plugin::run(command, &config).await,
         Command::Import {
             subscribers,

@@ -1,6 +1,7 @@
 //! Configuration: defaults in code < `masthead.toml` < `MASTHEAD_*` environment < flags.
 
 mod complaints;
+mod jobs;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use crate::domain::pricing::{LoyaltyPolicy, Stacking};
 use crate::services::renewals::RenewalPolicy;
 use crate::store::StandbySettings;
 pub use complaints::ComplaintSettings;
+pub use jobs::JobsConfig;
 
 /// The settings a running instance needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +58,7 @@ pub struct Config {
     pub renewals: RenewalSettings,
     pub plugins: PluginSettings,
     pub complaints: ComplaintSettings,
+    pub jobs: JobsConfig,
 }
 
 /// `[plugins]`: the sandbox caps every plugin runs within (a manifest may ask for less), and
@@ -194,6 +197,7 @@ impl Default for Config {
             renewals: RenewalSettings::default(),
             plugins: PluginSettings::default(),
             complaints: ComplaintSettings::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -234,6 +238,9 @@ impl Config {
         config.renewals.loyalty()?;
         config.complaints.policy()?;
         config.standby()?;
+        config.jobs.settings()?;
+        config.jobs.recompute_time()?;
+        config.jobs.renewals_time()?;
         Ok(config)
     }
 

@@ -16,8 +16,7 @@ use super::extract::{AdminOnly, ApiJson, ApiPath, ApiQuery, Auth, IfMatch, Numbe
 use crate::domain::SubscriberNumber;
 use crate::domain::club::ClubDraft;
 use crate::services::clubs::report::ClubReport;
-use crate::services::clubs::{ClubView, OverrideRequest, ReaderClubs};
-use crate::store::RecomputeRecord;
+use crate::services::clubs::{ClubView, OverrideRequest, ReaderClubs, Recomputation};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -135,7 +134,7 @@ async fn update_club(
     params(("code" = String, Path)),
     security(("api_key" = ["admin"])),
     responses(
-        (status = 202, body = RecomputeRecord),
+        (status = 202, body = Recomputation),
         (status = 404, body = Problem, content_type = PROBLEM),
         (status = 409, body = Problem, content_type = PROBLEM, description = "One is already running"),
     )
@@ -144,7 +143,7 @@ async fn start_recompute(
     State(state): State<AppState>,
     auth: Auth<AdminOnly>,
     ApiPath(code): ApiPath<String>,
-) -> ApiResult<(StatusCode, Json<RecomputeRecord>)> {
+) -> ApiResult<(StatusCode, Json<Recomputation>)> {
     let job = state.clubs.start_recompute(&auth.caller, &code).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
@@ -157,7 +156,7 @@ async fn start_recompute(
     params(("code" = String, Path)),
     security(("api_key" = ["admin", "staff"])),
     responses(
-        (status = 200, body = Vec<RecomputeRecord>),
+        (status = 200, body = Vec<Recomputation>),
         (status = 404, body = Problem, content_type = PROBLEM),
     )
 )]
@@ -165,7 +164,7 @@ async fn list_recomputes(
     State(state): State<AppState>,
     _auth: Auth<StaffOrAdmin>,
     ApiPath(code): ApiPath<String>,
-) -> ApiResult<Json<Vec<RecomputeRecord>>> {
+) -> ApiResult<Json<Vec<Recomputation>>> {
     Ok(Json(state.clubs.recomputes(&code).await?))
 }
 
@@ -176,7 +175,7 @@ async fn list_recomputes(
     params(("code" = String, Path), ("id" = i64, Path)),
     security(("api_key" = ["admin", "staff"])),
     responses(
-        (status = 200, body = RecomputeRecord),
+        (status = 200, body = Recomputation),
         (status = 404, body = Problem, content_type = PROBLEM),
     )
 )]
@@ -184,7 +183,7 @@ async fn get_recompute(
     State(state): State<AppState>,
     _auth: Auth<StaffOrAdmin>,
     ApiPath((code, id)): ApiPath<(String, String)>,
-) -> ApiResult<Json<RecomputeRecord>> {
+) -> ApiResult<Json<Recomputation>> {
     let id = id.parse().map_err(|_| {
         ApiError::bad_request("invalid-path", format!("`{id}` is not a recomputation id"))
     })?;

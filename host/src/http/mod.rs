@@ -12,6 +12,7 @@ pub mod extract;
 mod health;
 mod idempotency;
 mod imports;
+mod jobs;
 mod keys;
 mod offers;
 mod page;
@@ -48,6 +49,7 @@ use crate::services::clock::Clock;
 use crate::services::clubs::Clubs;
 use crate::services::clubs::events::Events;
 use crate::services::complaints::Complaints;
+use crate::services::jobs::Jobs;
 use crate::services::keys::KeyCache;
 use crate::services::plugins::Plugins;
 use crate::services::plugins::campaigns::Campaigns;
@@ -77,6 +79,7 @@ pub struct AppState {
     pub timelines: Arc<Timelines>,
     pub clubs: Arc<Clubs>,
     pub events: Arc<Events>,
+    pub jobs: Arc<Jobs>,
     /// The clock requests are dated by.
     pub clock: Arc<dyn Clock>,
     /// API keys recently checked.
@@ -106,6 +109,7 @@ pub struct AppState {
         (name = "campaigns", description = "Campaign audiences ranked by targeter plugins"),
         (name = "complaints", description = "Complaints and other interactions: service-level clocks, workflow, queue, report"),
         (name = "clubs", description = "Reader clubs: tiers earned by rules, overrides, recomputation, events, report"),
+        (name = "jobs", description = "Background jobs on every host: list, follow, cancel"),
         (name = "timeline", description = "Everything that happened with one subscriber, in order"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -157,6 +161,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(timeline::router())
         .merge(clubs::router())
         .merge(events::router())
+        .merge(jobs::router())
         .layer(timeout(limits.request_timeout))
         .merge(imports)
         .split_for_parts();

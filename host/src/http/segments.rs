@@ -12,8 +12,8 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{AdminOnly, ApiJson, ApiPath, ApiQuery, Auth, StaffOrAdmin};
 use super::page::{self, Page};
-use crate::services::plugins::segments::{SegmentDraft, SegmentView};
-use crate::store::{RefreshRecord, SubscriberSummary};
+use crate::services::plugins::segments::{Refresh, SegmentDraft, SegmentView};
+use crate::store::SubscriberSummary;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -99,8 +99,8 @@ async fn delete_segment(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Starts a refresh in the background: the plugin runs over every reader in batches. Poll
-/// the segment for progress. One refresh per segment runs at a time.
+/// Queues a refresh job: a host runs the plugin over every reader in batches. Follow it at
+/// its `job` link (or poll the segment). One refresh per segment runs at a time.
 #[utoipa::path(
     post,
     path = "/api/v1/segments/{name}/refresh",
@@ -108,7 +108,7 @@ async fn delete_segment(
     params(("name" = String, Path, description = "Segment name")),
     security(("api_key" = ["admin", "staff"])),
     responses(
-        (status = 202, body = RefreshRecord),
+        (status = 202, body = Refresh),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "A refresh runs already, or the plugin is disabled"),
     )
@@ -117,7 +117,7 @@ async fn refresh_segment(
     State(state): State<AppState>,
     auth: Auth<StaffOrAdmin>,
     ApiPath(name): ApiPath<String>,
-) -> ApiResult<(StatusCode, Json<RefreshRecord>)> {
+) -> ApiResult<(StatusCode, Json<Refresh>)> {
     let job = state.segments.refresh(&auth.caller, &name).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }

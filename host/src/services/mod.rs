@@ -1,12 +1,14 @@
 //! Application services: the domain rules applied to stored data, free of SQL and HTTP.
 
 pub mod audit;
+pub mod auto_renewal;
 pub mod backup;
 pub mod catalogue;
 pub mod clock;
 pub mod clubs;
 pub mod complaints;
 pub mod demo;
+pub mod jobs;
 pub mod keys;
 pub mod legacy;
 pub mod plugins;

@@ -13,6 +13,7 @@ mod catalogue;
 mod clubs;
 mod events;
 mod interactions;
+mod jobs;
 mod keys;
 mod plugins;
 mod postgres;
@@ -36,6 +37,7 @@ pub use catalogue::*;
 pub use clubs::*;
 pub use events::*;
 pub use interactions::*;
+pub use jobs::*;
 pub use keys::*;
 pub use plugins::*;
 pub use replica::{StandbySettings, open_with_standby};
@@ -90,6 +92,7 @@ pub trait Store:
     + ClubStore
     + EventStore
     + BackupStore
+    + JobStore
 {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;

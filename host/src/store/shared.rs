@@ -22,6 +22,8 @@ mod clubs;
 mod events;
 #[path = "interactions/sql.rs"]
 mod interactions;
+#[path = "jobs/sql.rs"]
+mod jobs;
 #[path = "keys/sql.rs"]
 mod keys;
 #[path = "plugins/sql.rs"]

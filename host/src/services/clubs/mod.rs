@@ -4,6 +4,7 @@
 
 pub mod events;
 mod recompute;
+pub use recompute::{RECOMPUTE, Recomputation};
 pub mod report;
 mod standing;
 
@@ -17,6 +18,7 @@ use utoipa::ToSchema;
 
 use super::audit::AuditLog;
 use super::clock::Clock;
+use super::jobs::Jobs;
 use super::plugins::Plugins;
 use super::subscribers::{Caller, Registry};
 use super::{ServiceError, ServiceResult};
@@ -106,17 +108,20 @@ pub struct Clubs {
     registry: Arc<Registry>,
     audit: AuditLog,
     plugins: Arc<Plugins>,
+    jobs: Arc<Jobs>,
     clock: Arc<dyn Clock>,
     currency: Currency,
     grace_days: i64,
 }
 
 impl Clubs {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         registry: Arc<Registry>,
         audit: AuditLog,
         plugins: Arc<Plugins>,
+        jobs: Arc<Jobs>,
         clock: Arc<dyn Clock>,
         currency: Currency,
         grace_days: i64,
@@ -126,6 +131,7 @@ impl Clubs {
             registry,
             audit,
             plugins,
+            jobs,
             clock,
             currency,
             grace_days,

@@ -1,17 +1,76 @@
 //! Recomputing tiers: one reader in every club after a change, and every reader of a club in
-//! a job leased through the database, batch by batch, writing only what changed.
+//! a job (see `services::jobs`), batch by batch, writing only what changed, each batch under
+//! the job's fence. A recomputation stopped mid-way starts again from the first reader: the
+//! batches it wrote are unchanged standings the second time, so nothing is written twice.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::Clubs;
 use super::standing::Run;
-use super::{Clubs, conflict};
-use crate::domain::SubscriberNumber;
+use crate::domain::{Role, SubscriberNumber};
+use crate::services::jobs::{self, Done, JobError, JobKind, Recurring, Runner, Work};
 use crate::services::subscribers::Caller;
 use crate::services::{ServiceError, ServiceResult};
-use crate::store::{Actor, ClubRecord, Publication, RecomputeCounts, RecomputeRecord, StoreError};
+use crate::store::{Actor, ClubRecord, JobRecord, NewJob, Publication, RecomputeCounts};
 
+/// The kind of a club recomputation job.
+pub const RECOMPUTE: &str = "club_recompute";
 /// Readers read per batch of a recomputation.
 const BATCH: i64 = 2_000;
+
+/// A recomputation of one club, read from its job.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Recomputation {
+    /// The job's id.
+    pub id: i64,
+    pub club: String,
+    /// `running` (queued or running), `done`, `failed` or `cancelled`.
+    pub state: String,
+    pub total: i64,
+    /// What it changed (while it runs: how many readers it has been through).
+    #[serde(flatten)]
+    pub counts: RecomputeCounts,
+    pub error: Option<String>,
+    pub started_by: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The job: its attempts, the hosts that ran it, and how to follow or cancel it.
+    pub job: String,
+}
+
+impl From<&JobRecord> for Recomputation {
+    fn from(job: &JobRecord) -> Self {
+        let counts = job
+            .result
+            .clone()
+            .and_then(|r| serde_json::from_value(r).ok())
+            .unwrap_or(RecomputeCounts {
+                processed: job.processed,
+                ..RecomputeCounts::default()
+            });
+        Self {
+            id: job.id,
+            club: job.arguments["club"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            state: jobs::legacy_state(job.state).to_owned(),
+            total: job.total.unwrap_or(0),
+            counts,
+            error: job.error.clone(),
+            started_by: job.created_by.clone(),
+            started_at: job.started_at.unwrap_or(job.created_at),
+            finished_at: job.finished_at,
+            job: jobs::link(job.id),
+        }
+    }
+}
 
 impl Clubs {
     /// Recomputes the reader's standing in every club, after a renewal, cancellation or
@@ -73,140 +132,115 @@ impl Clubs {
                 &decided.expired,
                 &actor.name,
                 now,
+                None,
             )
             .await?;
         Ok(decided.counts)
     }
 
-    /// Starts recomputing every reader's tier in the background; the job is leased through
-    /// the database, so a second start (from any host) while it runs is a conflict.
+    /// Queues a recomputation of every reader's tier; any host's runner takes it. One runs
+    /// per club at a time across all hosts: a second start while it runs is a conflict.
     pub async fn start_recompute(
-        self: &Arc<Self>,
+        &self,
         caller: &Caller,
         code: &str,
-    ) -> ServiceResult<RecomputeRecord> {
+    ) -> ServiceResult<Recomputation> {
         let club = self.find(code).await?;
-        let job = self.lease(&caller.actor, &club).await?;
-        let this = Arc::clone(self);
-        let actor = caller.actor.clone();
-        let id = job.id;
-        tokio::spawn(async move {
-            this.finish(&actor, &club, id).await;
-        });
-        Ok(job)
+        let job = self
+            .jobs
+            .enqueue(self.job_of(&club, &caller.actor.name, None).await?)
+            .await?;
+        Ok(Recomputation::from(&job))
     }
 
-    /// Recomputes every reader's tier now and returns the finished job.
-    pub async fn recompute(&self, actor: &Actor, code: &str) -> ServiceResult<RecomputeRecord> {
+    /// Recomputes every reader's tier in this process and returns the finished job (a
+    /// command run by hand; the service schedules the nightly one itself).
+    pub async fn recompute(
+        self: &Arc<Self>,
+        actor: &Actor,
+        code: &str,
+    ) -> ServiceResult<Recomputation> {
         let club = self.find(code).await?;
-        let job = self.lease(actor, &club).await?;
-        Ok(self.finish(actor, &club, job.id).await)
+        let job = self
+            .jobs
+            .enqueue(self.job_of(&club, &actor.name, None).await?)
+            .await?;
+        let runner = Runner::new(Arc::clone(&self.jobs), vec![Arc::clone(self) as _], vec![]);
+        let done = runner.run_here(job.id).await?;
+        Ok(Recomputation::from(&done))
     }
 
-    pub async fn recompute_status(&self, code: &str, id: i64) -> ServiceResult<RecomputeRecord> {
+    pub async fn recompute_status(&self, code: &str, id: i64) -> ServiceResult<Recomputation> {
         let club = self.find(code).await?;
-        match self.store.get_recompute(id).await? {
-            Some(job) if job.club == club.definition.code => Ok(job),
-            _ => Err(ServiceError::NotFound(format!(
+        match self.jobs.get(id).await {
+            Ok(view) if view.job.kind == RECOMPUTE && view.job.subject == subject(club.id) => {
+                Ok(Recomputation::from(&view.job))
+            }
+            Ok(_) | Err(ServiceError::NotFound(_)) => Err(ServiceError::NotFound(format!(
                 "club {code} has no recomputation {id}"
             ))),
+            Err(e) => Err(e),
         }
     }
 
-    pub async fn recomputes(&self, code: &str) -> ServiceResult<Vec<RecomputeRecord>> {
+    pub async fn recomputes(&self, code: &str) -> ServiceResult<Vec<Recomputation>> {
         let club = self.find(code).await?;
-        Ok(self.store.recomputes(club.id, 20).await?)
+        let jobs = self
+            .jobs
+            .of_subject(RECOMPUTE, &subject(club.id), 20)
+            .await?;
+        Ok(jobs.iter().map(Recomputation::from).collect())
     }
 
-    async fn lease(&self, actor: &Actor, club: &ClubRecord) -> ServiceResult<RecomputeRecord> {
-        let total = self.store.count_readers().await?;
-        self.store
-            .start_recompute(club.id, total, &actor.name, self.clock.now())
-            .await
-            .map_err(conflict)
+    async fn job_of(
+        &self,
+        club: &ClubRecord,
+        by: &str,
+        day: Option<NaiveDate>,
+    ) -> ServiceResult<NewJob> {
+        Ok(NewJob {
+            kind: RECOMPUTE.to_owned(),
+            subject: subject(club.id),
+            period: day.map(jobs::period),
+            arguments: json!({ "club_id": club.id, "club": club.definition.code }),
+            total: Some(self.store.count_readers().await?),
+            created_by: by.to_owned(),
+            at: self.clock.now(),
+        })
     }
 
-    async fn finish(&self, actor: &Actor, club: &ClubRecord, job: i64) -> RecomputeRecord {
-        let (counts, error) = match self.sweep(actor, club, job).await {
-            Ok(counts) => (counts, None),
-            Err((counts, e)) => (counts, Some(e)),
-        };
-        tracing::info!(club = %club.definition.code, processed = counts.processed,
-            joined = counts.joined, promoted = counts.promoted, demoted = counts.demoted,
-            left = counts.left, undecided = counts.undecided, error = ?error,
-            "tier recomputation finished");
-        let at = self.clock.now();
-        match self
-            .store
-            .finish_recompute(job, counts, error.as_deref(), at)
-            .await
-        {
-            Ok(record) => record,
-            Err(e) => {
-                tracing::error!(error = %e, "could not record the end of a recomputation");
-                RecomputeRecord {
-                    id: job,
-                    club: club.definition.code.clone(),
-                    state: "failed".into(),
-                    total: counts.processed,
-                    counts,
-                    error: Some(e.to_string()),
-                    started_by: actor.name.clone(),
-                    started_at: at,
-                    finished_at: Some(at),
-                }
-            }
-        }
-    }
-
-    /// Every live reader, batch by batch; each batch's changes land in one transaction.
+    /// Every live reader, batch by batch; each batch's changes land in one transaction,
+    /// under the job's fence.
     async fn sweep(
         &self,
         actor: &Actor,
         club: &ClubRecord,
-        job: i64,
-    ) -> Result<RecomputeCounts, (RecomputeCounts, String)> {
+        work: &Work,
+    ) -> Result<RecomputeCounts, JobError> {
         let mut counts = RecomputeCounts::default();
-        let publications = match self.store.list_publications().await {
-            Ok(p) => p,
-            Err(e) => return Err((counts, e.to_string())),
-        };
+        let publications = self.store.list_publications().await?;
         let now = self.clock.now();
         let run = self.run(club, &publications, now);
         let mut after = 0;
         loop {
-            let step = async {
-                let mut rows = self.store.reader_rows(after, None, BATCH, false).await?;
-                let Some(last) = rows.last().map(|r| r.sequence) else {
-                    return Ok(None);
-                };
-                let decided = run.decide(self.store.as_ref(), &mut rows).await?;
-                self.store
-                    .apply_tiers(
-                        club.id,
-                        &decided.updates,
-                        &decided.expired,
-                        &actor.name,
-                        now,
-                    )
-                    .await?;
-                Ok::<_, StoreError>(Some((last, decided.counts)))
+            let mut rows = self.store.reader_rows(after, None, BATCH, false).await?;
+            let Some(last) = rows.last().map(|r| r.sequence) else {
+                return Ok(counts);
             };
-            match step.await {
-                Ok(Some((last, batch))) => {
-                    after = last;
-                    counts.add(batch);
-                    if let Err(e) = self
-                        .store
-                        .recompute_progress(job, counts, self.clock.now())
-                        .await
-                    {
-                        tracing::warn!(error = %e, "could not record recomputation progress");
-                    }
-                }
-                Ok(None) => return Ok(counts),
-                Err(e) => return Err((counts, e.to_string())),
-            }
+            let decided = run.decide(self.store.as_ref(), &mut rows).await?;
+            self.store
+                .apply_tiers(
+                    club.id,
+                    &decided.updates,
+                    &decided.expired,
+                    &actor.name,
+                    now,
+                    Some(work.fence()),
+                )
+                .await?;
+            after = last;
+            counts.add(decided.counts);
+            work.progress(counts.processed).await?;
         }
     }
 
@@ -226,4 +260,55 @@ impl Clubs {
             plugins: &self.plugins,
         }
     }
+}
+
+#[async_trait]
+impl JobKind for Clubs {
+    fn kind(&self) -> &'static str {
+        RECOMPUTE
+    }
+
+    async fn run(&self, job: &JobRecord, work: &Work) -> Result<Done, JobError> {
+        let code = job.arguments["club"].as_str().unwrap_or_default();
+        let club = self
+            .store
+            .get_club(code)
+            .await?
+            .filter(|c| job.subject == subject(c.id))
+            .ok_or_else(|| JobError::Failed(format!("there is no club {code} any more")))?;
+        let actor = Actor {
+            key_id: None,
+            name: job.created_by.clone(),
+            role: Role::Admin,
+        };
+        let counts = self.sweep(&actor, &club, work).await?;
+        tracing::info!(club = %club.definition.code, processed = counts.processed,
+            joined = counts.joined, promoted = counts.promoted, demoted = counts.demoted,
+            left = counts.left, undecided = counts.undecided, "tier recomputation finished");
+        Ok(Done::Result(json!(counts)))
+    }
+}
+
+/// The nightly recomputation: a job per club, catching lapses and expired overrides.
+#[async_trait]
+impl Recurring for Clubs {
+    fn name(&self) -> &'static str {
+        "nightly tier recomputation"
+    }
+
+    async fn due(&self, day: NaiveDate) -> ServiceResult<Vec<NewJob>> {
+        let mut due = Vec::new();
+        for club in self.store.list_clubs().await? {
+            due.push(
+                self.job_of(&club, "nightly recomputation", Some(day))
+                    .await?,
+            );
+        }
+        Ok(due)
+    }
+}
+
+/// The subject of a club's recomputation jobs.
+fn subject(club: i64) -> String {
+    format!("club:{club}")
 }

@@ -1,12 +1,16 @@
-//! Segments defined by segmenter plugins: a refresh runs the plugin over every reader in
-//! batches, several at once, as a background job with progress, then swaps the membership in
-//! one transaction; a failed batch fails the refresh and keeps the last good membership.
+//! Segments defined by segmenter plugins: a refresh is a job (see `services::jobs`) that runs
+//! the plugin over every reader in batches, several at once, reporting progress, then swaps
+//! the membership in one transaction under the job's fence; a failed batch fails the refresh
+//! and keeps the last good membership. A refresh stopped mid-way starts again from scratch
+//! on another host: nothing is written before the swap.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::{FutureExt, StreamExt, stream};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use super::view::{ViewBuilder, attach_facts};
@@ -15,11 +19,15 @@ use crate::domain::FieldErrors;
 use crate::domain::money::Currency;
 use crate::domain::plugin::{Field, FieldSet, PluginKind};
 use crate::domain::term::Term;
+use crate::services::jobs::{self, Done, JobError, JobKind, Jobs, Stop, Work};
 use crate::services::subscribers::Caller;
 use crate::services::{ServiceError, ServiceResult};
 use crate::store::{
-    NewSegment, ReaderRow, RefreshRecord, SegmentRecord, Store, StoreError, SubscriberSummary,
+    JobRecord, NewJob, NewSegment, ReaderRow, SegmentRecord, Store, StoreError, SubscriberSummary,
 };
+
+/// The kind of a segment refresh job.
+pub const REFRESH: &str = "segment_refresh";
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -48,7 +56,52 @@ pub struct SegmentView {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     /// The latest refreshes, newest first: the running job's progress and the size history.
-    pub refreshes: Vec<RefreshRecord>,
+    pub refreshes: Vec<Refresh>,
+}
+
+/// A refresh of a segment, read from its job.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Refresh {
+    /// The job's id.
+    pub id: i64,
+    /// `running` (queued or running), `done`, `failed` or `cancelled`.
+    pub state: String,
+    pub plugin_version: String,
+    pub processed: i64,
+    pub total: i64,
+    pub size: Option<i64>,
+    /// Records the plugin returned an error for (left out of the segment).
+    pub failed_records: i64,
+    pub error: Option<String>,
+    pub started_by: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The job: its attempts, the hosts that ran it, and how to follow or cancel it.
+    pub job: String,
+}
+
+impl From<&JobRecord> for Refresh {
+    fn from(job: &JobRecord) -> Self {
+        let result = job.result.as_ref();
+        let number = |key: &str| result.and_then(|r| r[key].as_i64());
+        Self {
+            id: job.id,
+            state: jobs::legacy_state(job.state).to_owned(),
+            plugin_version: job.arguments["plugin_version"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            processed: job.processed,
+            total: job.total.unwrap_or(0),
+            size: number("size"),
+            failed_records: number("failed_records").unwrap_or(0),
+            error: job.error.clone(),
+            started_by: job.created_by.clone(),
+            started_at: job.started_at.unwrap_or(job.created_at),
+            finished_at: job.finished_at,
+            job: jobs::link(job.id),
+        }
+    }
 }
 
 /// A page of members in number order.
@@ -61,6 +114,7 @@ pub struct MembersPage {
 
 pub struct Segments {
     plugins: Arc<Plugins>,
+    jobs: Arc<Jobs>,
     currency: Currency,
     grace_days: i64,
     batch_size: usize,
@@ -70,6 +124,7 @@ pub struct Segments {
 impl Segments {
     pub fn new(
         plugins: Arc<Plugins>,
+        jobs: Arc<Jobs>,
         currency: Currency,
         grace_days: i64,
         batch_size: usize,
@@ -77,6 +132,7 @@ impl Segments {
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             plugins,
+            jobs,
             currency,
             grace_days,
             batch_size: batch_size.max(1),
@@ -147,6 +203,9 @@ impl Segments {
 
     pub async fn delete(&self, name: &str) -> ServiceResult<()> {
         let record = self.find(name).await?;
+        self.jobs
+            .cancel_subject(REFRESH, &subject(record.id))
+            .await?;
         self.plugins.store().delete_segment(record.id).await?;
         Ok(())
     }
@@ -173,58 +232,48 @@ impl Segments {
         Ok(MembersPage { members, next })
     }
 
-    /// Starts a refresh in the background and returns its job at once.
-    pub async fn refresh(
-        self: &Arc<Self>,
-        caller: &Caller,
-        name: &str,
-    ) -> ServiceResult<RefreshRecord> {
+    /// Queues a refresh job and returns it at once; any host's runner takes it.
+    pub async fn refresh(&self, caller: &Caller, name: &str) -> ServiceResult<Refresh> {
         let segment = self.find(name).await?;
         let active = self
             .plugins
             .active(&segment.plugin_id, segment.plugin_version.as_deref())
             .await?;
-        let store = self.plugins.store();
-        let total = store.count_readers().await?;
-        let job = store
-            .start_refresh(
-                segment.id,
-                &active.version.stored.version,
-                total,
-                &caller.actor.name,
-                self.plugins.clock().now(),
-            )
-            .await?;
-        let this = Arc::clone(self);
-        let job_id = job.id;
-        tokio::spawn(async move {
-            let outcome = this.run(&segment, &active, job_id).await;
-            let store = this.plugins.store();
-            let at = this.plugins.clock().now();
-            let written = match outcome {
-                Ok((members, failed)) => {
-                    store
-                        .finish_refresh(job_id, segment.id, &members, failed, at)
-                        .await
-                }
-                Err(reason) => store.fail_refresh(job_id, &reason, at).await,
-            };
-            if let Err(e) = written {
-                tracing::error!(segment = %segment.name, error = %e, "could not record the refresh");
-            }
-        });
-        Ok(job)
+        let total = self.plugins.store().count_readers().await?;
+        let job = self
+            .jobs
+            .enqueue(NewJob {
+                kind: REFRESH.to_owned(),
+                subject: subject(segment.id),
+                period: None,
+                arguments: json!({
+                    "segment_id": segment.id,
+                    "segment": segment.name,
+                    "plugin_version": active.version.stored.version,
+                }),
+                total: Some(total),
+                created_by: caller.actor.name.clone(),
+                at: self.plugins.clock().now(),
+            })
+            .await
+            .map_err(|e| match e {
+                ServiceError::Conflict(_) => ServiceError::Conflict(
+                    "a refresh of this segment is already running; wait for it to finish".into(),
+                ),
+                other => other,
+            })?;
+        Ok(Refresh::from(&job))
     }
 
     /// Runs the plugin over every reader; the members' sequences and the records it failed.
-    async fn run(
+    async fn sweep(
         &self,
         segment: &SegmentRecord,
         active: &Active,
-        job: i64,
-    ) -> Result<(Vec<i64>, i64), String> {
+        work: &Work,
+    ) -> Result<(Vec<i64>, i64), JobError> {
         let store = self.plugins.store();
-        let publications = store.list_publications().await.map_err(|e| e.to_string())?;
+        let publications = store.list_publications().await?;
         let builder = Arc::new(ViewBuilder::new(
             self.plugins.clock().today(),
             self.grace_days,
@@ -247,7 +296,7 @@ impl Segments {
             .map(|page: Result<Page, StoreError>| {
                 let builder = Arc::clone(&builder);
                 async move {
-                    let (rows, terms) = page.map_err(|e| e.to_string())?;
+                    let (rows, terms) = page?;
                     let sequences: Vec<i64> = rows.iter().map(|r| r.sequence).collect();
                     let mut by_reader = terms.into_iter().peekable();
                     let batch = rows
@@ -268,9 +317,12 @@ impl Segments {
                         .await;
                     self.plugins.settle(active, &outcome, sequences.len()).await;
                     let report = outcome.map_err(|f| {
-                        format!("a batch of {} readers failed: {f}", sequences.len())
+                        JobError::Failed(format!(
+                            "a batch of {} readers failed: {f}",
+                            sequences.len()
+                        ))
                     })?;
-                    Ok::<_, String>((sequences, report.results))
+                    Ok::<_, JobError>((sequences, report.results))
                 }
                 .boxed()
             })
@@ -287,10 +339,7 @@ impl Segments {
                 }
             }
             processed += sequences.len() as i64;
-            let at = self.plugins.clock().now();
-            if let Err(e) = store.refresh_progress(job, processed, failed, at).await {
-                tracing::warn!(error = %e, "could not record refresh progress");
-            }
+            work.progress(processed).await?;
         }
         Ok((members, failed))
     }
@@ -304,7 +353,13 @@ impl Segments {
     }
 
     async fn view(&self, r: SegmentRecord) -> ServiceResult<SegmentView> {
-        let refreshes = self.plugins.store().refreshes(r.id, 10).await?;
+        let refreshes = self
+            .jobs
+            .of_subject(REFRESH, &subject(r.id), 10)
+            .await?
+            .iter()
+            .map(Refresh::from)
+            .collect();
         Ok(SegmentView {
             name: r.name,
             description: r.description,
@@ -318,6 +373,44 @@ impl Segments {
             refreshes,
         })
     }
+}
+
+#[async_trait]
+impl JobKind for Segments {
+    fn kind(&self) -> &'static str {
+        REFRESH
+    }
+
+    async fn run(&self, job: &JobRecord, work: &Work) -> Result<Done, JobError> {
+        let name = job.arguments["segment"].as_str().unwrap_or_default();
+        let version = job.arguments["plugin_version"].as_str();
+        let segment = self
+            .plugins
+            .store()
+            .get_segment(name)
+            .await?
+            .filter(|s| job.subject == subject(s.id))
+            .ok_or_else(|| JobError::Failed(format!("the segment {name} was deleted")))?;
+        let active = self.plugins.active(&segment.plugin_id, version).await?;
+        let (members, failed) = self.sweep(&segment, &active, work).await?;
+        let result = json!({ "size": members.len(), "failed_records": failed });
+        let at = self.plugins.clock().now();
+        let recorded = self
+            .plugins
+            .store()
+            .finish_refresh(work.fence(), segment.id, &members, result, at)
+            .await?;
+        if recorded {
+            Ok(Done::Recorded)
+        } else {
+            Err(Stop::Lost.into())
+        }
+    }
+}
+
+/// The subject of a segment's refresh jobs.
+fn subject(segment: i64) -> String {
+    format!("segment:{segment}")
 }
 
 type Page = (Vec<ReaderRow>, Vec<(i64, Term)>);

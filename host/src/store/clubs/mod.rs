@@ -3,10 +3,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{AuditEntry, StoreResult};
+use super::{AuditEntry, Fence, StoreResult};
 use crate::domain::club::{ClubDraft, Override, TierMove};
 
 /// Reader clubs: definitions, memberships, the tier history, overrides and recomputations.
@@ -45,7 +45,7 @@ pub trait ClubStore: Send + Sync {
         last: i64,
     ) -> StoreResult<Vec<(i64, Override)>>;
     /// Writes the changed standings, their moves and the ends of expired overrides in one
-    /// transaction.
+    /// transaction; for a recomputation job, only while its `fence` holds (else a conflict).
     async fn apply_tiers(
         &self,
         club_id: i64,
@@ -53,6 +53,7 @@ pub trait ClubStore: Send + Sync {
         expired: &[i64],
         by: &str,
         at: DateTime<Utc>,
+        fence: Option<&Fence>,
     ) -> StoreResult<()>;
     /// `(subscriber, club code, tier)` of subscribers `first..=last` that hold any tier.
     async fn tiers_of(&self, first: i64, last: i64) -> StoreResult<Vec<(i64, String, String)>>;
@@ -87,30 +88,6 @@ pub trait ClubStore: Send + Sync {
         at: DateTime<Utc>,
         audit: AuditEntry,
     ) -> StoreResult<OverrideRecord>;
-    /// Starts a job; one already running (and not abandoned) is a conflict.
-    async fn start_recompute(
-        &self,
-        club_id: i64,
-        total: i64,
-        by: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<RecomputeRecord>;
-    async fn recompute_progress(
-        &self,
-        id: i64,
-        counts: RecomputeCounts,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    async fn finish_recompute(
-        &self,
-        id: i64,
-        counts: RecomputeCounts,
-        error: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> StoreResult<RecomputeRecord>;
-    async fn get_recompute(&self, id: i64) -> StoreResult<Option<RecomputeRecord>>;
-    /// The latest jobs, newest first.
-    async fn recomputes(&self, club_id: i64, limit: i64) -> StoreResult<Vec<RecomputeRecord>>;
 }
 
 #[derive(Debug, Clone)]
@@ -182,7 +159,7 @@ pub struct NewOverride {
 }
 
 /// What a recomputation has done so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RecomputeCounts {
     pub processed: i64,
     pub joined: i64,
@@ -211,20 +188,4 @@ impl RecomputeCounts {
             TierMove::Left => self.left += 1,
         }
     }
-}
-
-/// A recomputation job of one club.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RecomputeRecord {
-    pub id: i64,
-    pub club: String,
-    /// `running`, `done` or `failed`.
-    pub state: String,
-    pub total: i64,
-    #[serde(flatten)]
-    pub counts: RecomputeCounts,
-    pub error: Option<String>,
-    pub started_by: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
 }

@@ -1,22 +1,22 @@
 //! Clubs in storage: definitions, memberships with their explanation, the tier history,
-//! staff overrides, and recomputation jobs with progress.
+//! and staff overrides. Recomputations are jobs (see `store::jobs`); their batches of
+//! changed standings are written under the job's fence.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::FromRow;
 
 use super::audit::insert_audit;
+use super::jobs::hold_in;
 use super::{Connection, Db};
 use crate::domain::club::{ClubDraft, Override, TierMove};
 use crate::store::backend::{Backend, SqlStore, enum_text, parse_enum};
 use crate::store::replica::Freshness;
 use crate::store::{
-    AuditEntry, ClubRecord, ClubStore, Membership, NewOverride, OverrideRecord, RecomputeCounts,
-    RecomputeRecord, StoreError, StoreResult, TierChange, TierUpdate,
+    AuditEntry, ClubRecord, ClubStore, Fence, Membership, NewOverride, OverrideRecord, StoreError,
+    StoreResult, TierChange, TierUpdate,
 };
 
-/// Minutes without progress after which a running recomputation counts as abandoned.
-const STALE_AFTER_MINUTES: i64 = 10;
 /// Readers per multi-row statement.
 const CHUNK: usize = 400;
 
@@ -27,9 +27,6 @@ const CHANGE_COLUMNS: &str = "t.id, c.code, t.subscriber_id, t.move, t.from_tier
      t.because, t.by_name, t.on_day, t.at";
 const OVERRIDE_COLUMNS: &str = "o.id, c.code, o.subscriber_id, o.tier, o.kind, o.reason, \
      o.expires, o.created_by, o.created_at, o.ended_at, o.ended_by";
-const RECOMPUTE_COLUMNS: &str = "r.id, c.code, r.state, r.total, r.processed, r.joined, \
-     r.promoted, r.demoted, r.left_club, r.undecided, r.error, r.started_by, r.started_at, \
-     r.finished_at";
 
 #[derive(FromRow)]
 struct ClubRow {
@@ -143,47 +140,6 @@ impl OverrideRow {
                 ended_by: self.ended_by,
             },
         ))
-    }
-}
-
-#[derive(FromRow)]
-struct RecomputeRow {
-    id: i64,
-    code: String,
-    state: String,
-    total: i64,
-    processed: i64,
-    joined: i64,
-    promoted: i64,
-    demoted: i64,
-    left_club: i64,
-    undecided: i64,
-    error: Option<String>,
-    started_by: String,
-    started_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
-}
-
-impl From<RecomputeRow> for RecomputeRecord {
-    fn from(r: RecomputeRow) -> Self {
-        Self {
-            id: r.id,
-            club: r.code,
-            state: r.state,
-            total: r.total,
-            counts: RecomputeCounts {
-                processed: r.processed,
-                joined: r.joined,
-                promoted: r.promoted,
-                demoted: r.demoted,
-                left: r.left_club,
-                undecided: r.undecided,
-            },
-            error: r.error,
-            started_by: r.started_by,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-        }
     }
 }
 
@@ -337,9 +293,17 @@ impl ClubStore for SqlStore<Db> {
         expired: &[i64],
         by: &str,
         at: DateTime<Utc>,
+        fence: Option<&Fence>,
     ) -> StoreResult<()> {
         let today = at.date_naive();
         let mut tx = self.write.begin().await?;
+        if let Some(fence) = fence
+            && !hold_in(&mut tx, fence).await?
+        {
+            return Err(StoreError::Conflict(
+                "another host holds this recomputation now".into(),
+            ));
+        }
         let (held, gone): (Vec<&TierUpdate>, Vec<&TierUpdate>) =
             updates.iter().partition(|u| u.tier.is_some());
         for chunk in held.chunks(CHUNK) {
@@ -577,118 +541,6 @@ impl ClubStore for SqlStore<Db> {
         let record = read_override(&mut tx, id).await?;
         tx.commit().await?;
         Ok(record)
-    }
-
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn start_recompute(
-        &self,
-        club_id: i64,
-        total: i64,
-        by: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<RecomputeRecord> {
-        // A job whose host stopped mid-way never finishes; after a quiet spell it is marked
-        // failed so that another host (or a later run) may take the club over.
-        let stale = at - chrono::Duration::minutes(STALE_AFTER_MINUTES);
-        sqlx::query(
-            "UPDATE club_recomputes SET state = 'failed', finished_at = $3, \
-             error = 'abandoned: no progress for a while (its host probably stopped)' \
-             WHERE club_id = $1 AND state = 'running' AND updated_at < $2",
-        )
-        .bind(club_id)
-        .bind(stale)
-        .bind(at)
-        .execute(&self.write)
-        .await?;
-        let inserted: Result<(i64,), sqlx::Error> = sqlx::query_as(
-            "INSERT INTO club_recomputes (club_id, state, total, started_by, started_at, \
-             updated_at) VALUES ($1, 'running', $2, $3, $4, $4) RETURNING id",
-        )
-        .bind(club_id)
-        .bind(total)
-        .bind(by)
-        .bind(at)
-        .fetch_one(&self.write)
-        .await;
-        let (id,) = inserted.map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(
-                "a recomputation of this club is already running; wait for it to finish".into(),
-            ),
-            other => other,
-        })?;
-        self.get_recompute(id).await?.ok_or(StoreError::NotFound)
-    }
-
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn recompute_progress(
-        &self,
-        id: i64,
-        counts: RecomputeCounts,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE club_recomputes SET processed = $2, joined = $3, promoted = $4, \
-             demoted = $5, left_club = $6, undecided = $7, updated_at = $8 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(counts.processed)
-        .bind(counts.joined)
-        .bind(counts.promoted)
-        .bind(counts.demoted)
-        .bind(counts.left)
-        .bind(counts.undecided)
-        .bind(at)
-        .execute(&self.write)
-        .await?;
-        Ok(())
-    }
-
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn finish_recompute(
-        &self,
-        id: i64,
-        counts: RecomputeCounts,
-        error: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> StoreResult<RecomputeRecord> {
-        self.recompute_progress(id, counts, at).await?;
-        sqlx::query(
-            "UPDATE club_recomputes SET state = $2, error = $3, finished_at = $4 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(if error.is_some() { "failed" } else { "done" })
-        .bind(error.map(str::to_owned))
-        .bind(at)
-        .execute(&self.write)
-        .await?;
-        self.get_recompute(id).await?.ok_or(StoreError::NotFound)
-    }
-
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn get_recompute(&self, id: i64) -> StoreResult<Option<RecomputeRecord>> {
-        let sql = format!(
-            "SELECT {RECOMPUTE_COLUMNS} FROM club_recomputes r JOIN clubs c ON c.id = r.club_id \
-             WHERE r.id = $1"
-        );
-        let row: Option<RecomputeRow> = sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(&self.write)
-            .await?;
-        Ok(row.map(Into::into))
-    }
-
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn recomputes(&self, club_id: i64, limit: i64) -> StoreResult<Vec<RecomputeRecord>> {
-        let sql = format!(
-            "SELECT {RECOMPUTE_COLUMNS} FROM club_recomputes r JOIN clubs c ON c.id = r.club_id \
-             WHERE r.club_id = $1 ORDER BY r.id DESC LIMIT $2"
-        );
-        let rows: Vec<RecomputeRow> = sqlx::query_as(&sql)
-            .bind(club_id)
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
     }
 }
 
