@@ -20,12 +20,15 @@ use crate::standby::StandbyPair;
 
 /// The service with database_url = the primary and database_read_url = the standby.
 async fn replicated(pair: &StandbyPair) -> TestApp {
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("address"),
         database_url: Some(pair.primary_url.clone()),
         database_read_url: Some(pair.standby_url.clone()),
         ..Config::default()
     };
+    // As in `spawn_app`: a scheduled recomputation would decide the tiers before the test's.
+    config.jobs.recompute_enabled = false;
+    config.jobs.renewals_enabled = false;
     let settings = config.standby().expect("valid").expect("a standby");
     let store = store::open_with_standby(&pair.primary_url, Some(&settings))
         .await
