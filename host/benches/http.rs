@@ -346,6 +346,9 @@ async fn main() -> anyhow::Result<()> {
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             // The stalling plugin must keep burning: its breaker never trips here.
             .env("MASTHEAD_PLUGINS__FAILURE_THRESHOLD", "1000000000")
+            // The day's scheduled recomputation and auto-renewal would run under the load.
+            .env("MASTHEAD_JOBS__RECOMPUTE_ENABLED", "false")
+            .env("MASTHEAD_JOBS__RENEWALS_ENABLED", "false")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?,
