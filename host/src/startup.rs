@@ -196,7 +196,9 @@ impl Application {
     /// Opens the configured database and binds the configured address.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let standby = config.standby()?;
-        let store = store::open_with_standby(&config.database_url(), standby.as_ref()).await?;
+        let store =
+            store::open_with_standby(&config.database_url(), config.pool_size(), standby.as_ref())
+                .await?;
         Self::build_with_store(config, store).await
     }
 

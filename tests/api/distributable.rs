@@ -42,6 +42,7 @@ const TABLES: &[(&str, Placement)] = &[
     ("plugin_versions", Reference),
     ("plugin_events", Reference),
     ("plugin_errors", Reference),
+    ("plugin_streaks", Reference),
     ("segments", Reference),
     ("clubs", Reference),
     ("club_events", Reference),
@@ -350,9 +351,23 @@ async fn postgres_catalog(url: &str) -> Catalog {
 }
 
 async fn sqlite_catalog(url: &str) -> Catalog {
-    let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("connect");
+    // The logs file beside the database holds the audit log and the plugins' failures.
+    let path = url.strip_prefix("sqlite://").expect("a sqlite:// url");
+    let logs = masthead::store::sqlite_logs_file(std::path::Path::new(path));
+    sqlx::query("ATTACH DATABASE ?1 AS logs")
+        .bind(logs.display().to_string())
+        .execute(&pool)
+        .await
+        .expect("attach the logs file");
     let columns: Vec<(String, String, bool)> = sqlx::query_as(
-        "SELECT m.name, p.name, p.\"notnull\" OR p.pk > 0 FROM sqlite_master m \
+        "SELECT m.name, p.name, p.\"notnull\" OR p.pk > 0 FROM \
+         (SELECT name, type FROM main.sqlite_master UNION ALL \
+          SELECT name, type FROM logs.sqlite_master) m \
          JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
     )
     .fetch_all(&pool)

@@ -15,6 +15,7 @@ mod helpers;
 mod import_rows;
 mod imports;
 mod jobs;
+mod logs_file;
 mod merge;
 mod money;
 mod operations;

@@ -1386,7 +1386,10 @@ async fn stored_failures(app: &TestApp, plugin: &str) -> (i64, i64) {
     let url = app.config.database_url.clone().expect("a database url");
     let sql = "SELECT COUNT(*), COALESCE(SUM(LENGTH(message)), 0) FROM plugin_errors \
                WHERE plugin_id = $1";
-    if url.starts_with("sqlite:") {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        // The plugins' failures live in the logs file beside the database file.
+        let logs = masthead::store::sqlite_logs_file(std::path::Path::new(path));
+        let url = format!("sqlite://{}", logs.display());
         let pool = sqlx::SqlitePool::connect(&url).await.expect("open sqlite");
         let row = sqlx::query_as(sql).bind(plugin).fetch_one(&pool).await;
         row.expect("count failures")

@@ -30,9 +30,13 @@ async fn replicated(pair: &StandbyPair) -> TestApp {
     config.jobs.recompute_enabled = false;
     config.jobs.renewals_enabled = false;
     let settings = config.standby().expect("valid").expect("a standby");
-    let store = store::open_with_standby(&pair.primary_url, Some(&settings))
-        .await
-        .expect("open the primary and its standby");
+    let store = store::open_with_standby(
+        &pair.primary_url,
+        store::PoolSize::default(),
+        Some(&settings),
+    )
+    .await
+    .expect("open the primary and its standby");
     spawn_app_on(config, store).await
 }
 
@@ -221,6 +225,7 @@ async fn with_the_standby_stopped_reads_still_answer_from_the_primary() {
     let pair = StandbyPair::start().await;
     let refused = store::open_with_standby(
         &pair.primary_url,
+        store::PoolSize::default(),
         Some(&StandbySettings {
             url: pair.primary_url.clone(),
             max_lag: Duration::from_secs(5),

@@ -35,6 +35,9 @@ pub struct Config {
     pub database_read_url: Option<String>,
     /// A standby further behind the primary than this, in milliseconds, is skipped.
     pub database_read_max_lag_ms: u64,
+    /// Connections to the database at once: SQLite's readers (beside its one writer), or the
+    /// PostgreSQL pool (and as many to a standby). 0 chooses for the backend and machine.
+    pub database_max_connections: u32,
     /// `human` for a terminal, `json` for a log collector.
     pub log_format: LogFormat,
     /// A tracing filter such as `info` or `masthead=debug,sqlx=warn`; `RUST_LOG` wins.
@@ -185,6 +188,7 @@ impl Default for Config {
             database_url: None,
             database_read_url: None,
             database_read_max_lag_ms: 5_000,
+            database_max_connections: 0,
             log_format: LogFormat::Human,
             log_level: "info".into(),
             body_limit_bytes: 1024 * 1024,
@@ -257,6 +261,11 @@ impl Config {
             url: url.clone(),
             max_lag: Duration::from_millis(self.database_read_max_lag_ms),
         }))
+    }
+
+    /// The connections the store may hold, as configured.
+    pub fn pool_size(&self) -> crate::store::PoolSize {
+        crate::store::PoolSize(self.database_max_connections)
     }
 
     /// The database URL in force: the configured one, else the SQLite file in the data folder.

@@ -4,7 +4,10 @@
 //! every `impl` (the compiler does not carry them from a trait alias). It is written once
 //! against a concrete `Db` and compiled for each backend instead (see `shared.rs`).
 
-use sqlx::{Database, Pool};
+use std::time::Duration;
+
+use sqlx::pool::PoolOptions;
+use sqlx::{Connection, Database, Pool};
 
 use super::StoreResult;
 use super::replica::StandbyPool;
@@ -135,6 +138,27 @@ impl<DB: Database> SqlStore<DB> {
             standby: None,
         }
     }
+}
+
+/// A connection idle for longer than this is checked with a round trip before it is lent
+/// (the server may have been restarted, or a firewall may have dropped it meanwhile).
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(10);
+
+/// The pool settings every pool of the store starts from. sqlx's default checks each
+/// connection with a round trip before lending it, on PostgreSQL a second round trip for
+/// every one-query request such as a card read, on SQLite a second hand-off to the
+/// connection's thread; here only a connection that sat idle is checked.
+pub(super) fn pool_options<DB: Database>() -> PoolOptions<DB> {
+    PoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn: &mut DB::Connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for > CHECK_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Reads a snake_case enum that was written with serde.

@@ -221,10 +221,12 @@ impl BackupStore for SqlStore<Sqlite> {
             }
             counts.tables += 1;
         }
-        let sequences: Vec<(String, i64)> =
-            sqlx::query_as("SELECT name, seq FROM sqlite_sequence ORDER BY name")
-                .fetch_all(&mut *tx)
-                .await?;
+        let sequences: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT name, seq FROM main.sqlite_sequence \
+                 UNION ALL SELECT name, seq FROM logs.sqlite_sequence ORDER BY name",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         sink.sequences(&sequences.into_iter().collect())?;
         tx.commit().await?;
         Ok(counts)
@@ -305,18 +307,27 @@ impl BackupStore for SqlStore<Sqlite> {
                         if !known.contains_key(&table) {
                             continue;
                         }
-                        // The backup's value, or the largest id restored if that is higher.
-                        sqlx::query(
-                            "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2 \
-                             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)",
+                        // Each file numbers its own tables.
+                        let file: String = sqlx::query_scalar(
+                            "SELECT CASE WHEN EXISTS (SELECT 1 FROM main.sqlite_schema \
+                             WHERE name = ?1) THEN 'main' ELSE 'logs' END",
                         )
+                        .bind(&table)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        // The backup's value, or the largest id restored if that is higher.
+                        sqlx::query(&format!(
+                            "INSERT INTO {file}.sqlite_sequence (name, seq) SELECT ?1, ?2 \
+                             WHERE NOT EXISTS (SELECT 1 FROM {file}.sqlite_sequence \
+                             WHERE name = ?1)"
+                        ))
                         .bind(&table)
                         .bind(last)
                         .execute(&mut *tx)
                         .await?;
-                        sqlx::query(
-                            "UPDATE sqlite_sequence SET seq = MAX(seq, ?2) WHERE name = ?1",
-                        )
+                        sqlx::query(&format!(
+                            "UPDATE {file}.sqlite_sequence SET seq = MAX(seq, ?2) WHERE name = ?1"
+                        ))
                         .bind(&table)
                         .bind(last)
                         .execute(&mut *tx)
@@ -331,9 +342,12 @@ impl BackupStore for SqlStore<Sqlite> {
 }
 
 async fn sqlite_tables(tx: &mut sqlx::SqliteConnection) -> Result<Vec<String>, BackupError> {
+    // The database file and the logs file attached beside it (store/sqlite.rs): a backup
+    // holds both, and unqualified names find each table in its own file.
     let names: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-         ORDER BY name",
+        "SELECT name FROM (SELECT name, type FROM main.sqlite_schema \
+         UNION ALL SELECT name, type FROM logs.sqlite_schema) \
+         WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
     )
     .fetch_all(&mut *tx)
     .await?;

@@ -42,6 +42,7 @@ pub use keys::*;
 pub use plugins::*;
 pub use replica::{StandbySettings, open_with_standby};
 pub use segments::*;
+pub use sqlite::logs_file as sqlite_logs_file;
 pub use staff::*;
 pub use subscribers::*;
 pub use terms::*;
@@ -105,12 +106,30 @@ pub trait Store:
     async fn close(&self);
 }
 
-/// Opens (creating and migrating) the database the URL names.
+/// The connections a store may hold at once: for SQLite its readers (beside its one writer),
+/// for PostgreSQL the whole pool. `0` lets the backend choose for the machine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolSize(pub u32);
+
+impl PoolSize {
+    /// The size in force: the configured one, else `auto`.
+    pub(crate) fn or(self, auto: u32) -> u32 {
+        if self.0 == 0 { auto } else { self.0 }
+    }
+}
+
+/// Opens (creating and migrating) the database the URL names, with the backend's own pool
+/// size.
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    open_sized(url, PoolSize::default()).await
+}
+
+/// Opens (creating and migrating) the database the URL names, with `size` connections.
+pub async fn open_sized(url: &str, size: PoolSize) -> anyhow::Result<Arc<dyn Store>> {
     let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
     match scheme {
-        "sqlite" => Ok(Arc::new(sqlite::open(url).await?)),
-        "postgres" | "postgresql" => Ok(Arc::new(postgres::open(url).await?)),
+        "sqlite" => Ok(Arc::new(sqlite::open(url, size).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(postgres::open(url, size).await?)),
         _ => anyhow::bail!(
             "database URL `{}` has no known scheme: use sqlite://PATH (the default is \
              sqlite://data/masthead.db) or postgres://USER@HOST/DATABASE",

@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
+use super::backend::pool_options;
+use super::{PoolSize, SqlStore, redact};
 use anyhow::Context;
-use sqlx::postgres::PgPoolOptions;
-
-use super::{SqlStore, redact};
 
 /// The backend the shared SQL is compiled for here.
 type Db = sqlx::Postgres;
@@ -15,10 +14,15 @@ type Db = sqlx::Postgres;
 #[path = "shared.rs"]
 mod shared;
 
+/// The pool when none is configured.
+pub(super) fn auto_size(size: PoolSize) -> u32 {
+    size.or(32)
+}
+
 /// Connects and migrates; fails with the reason when the server cannot be reached.
-pub async fn open(url: &str) -> anyhow::Result<SqlStore<sqlx::Postgres>> {
-    let pool = PgPoolOptions::new()
-        .max_connections(32)
+pub async fn open(url: &str, size: PoolSize) -> anyhow::Result<SqlStore<sqlx::Postgres>> {
+    let pool = pool_options::<sqlx::Postgres>()
+        .max_connections(auto_size(size))
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
         .await

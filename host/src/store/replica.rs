@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Database, PgPool, Pool};
 
-use super::{SqlStore, Store, redact};
+use super::{PoolSize, SqlStore, Store, redact};
 
 /// How often the standby's health and lag are checked.
 const CHECK_EVERY: Duration = Duration::from_millis(500);
@@ -173,17 +172,18 @@ impl<DB: Database> SqlStore<DB> {
 /// start (reads go to the primary until it does); one that answers but is not in recovery is.
 pub async fn open_with_standby(
     url: &str,
+    size: PoolSize,
     standby: Option<&StandbySettings>,
 ) -> anyhow::Result<Arc<dyn Store>> {
     let Some(settings) = standby else {
-        return super::open(url).await;
+        return super::open_sized(url, size).await;
     };
     if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
         anyhow::bail!("{}", sqlite_refusal());
     }
-    let mut store = super::postgres::open(url).await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(32)
+    let mut store = super::postgres::open(url, size).await?;
+    let pool = super::backend::pool_options::<sqlx::Postgres>()
+        .max_connections(super::postgres::auto_size(size))
         .acquire_timeout(CHECK_TIMEOUT)
         .connect_lazy(&settings.url)
         .with_context(|| {

@@ -47,8 +47,9 @@ const FAILURES_KEPT: i64 = 200;
 
 const PLUGIN_COLUMNS: &str =
     "id, kind, active_version, enabled, disabled_reason, config, created_at, updated_at";
-const VERSION_COLUMNS: &str = "plugin_id, version, manifest, api_version, sha256, size_bytes, \
-     pii_granted, uploaded_by, uploaded_at, consecutive_failures";
+const VERSION_COLUMNS: &str = "v.plugin_id, v.version, v.manifest, v.api_version, v.sha256, \
+     v.size_bytes, v.pii_granted, v.uploaded_by, v.uploaded_at, \
+     COALESCE(s.consecutive_failures, 0) AS consecutive_failures";
 
 impl TryFrom<PluginRow> for PluginRecord {
     type Error = StoreError;
@@ -182,8 +183,9 @@ impl PluginStore for SqlStore<Db> {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn plugin_versions(&self, id: &str) -> StoreResult<Vec<PluginVersionRecord>> {
         let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM plugin_versions WHERE plugin_id = $1 \
-             ORDER BY uploaded_at, version"
+            "SELECT {VERSION_COLUMNS} FROM plugin_versions v LEFT JOIN plugin_streaks s \
+             ON s.plugin_id = v.plugin_id AND s.version = v.version WHERE v.plugin_id = $1 \
+             ORDER BY v.uploaded_at, v.version"
         );
         let rows: Vec<VersionRow> = sqlx::query_as(&sql).bind(id).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(Into::into).collect())
@@ -230,13 +232,10 @@ impl PluginStore for SqlStore<Db> {
         };
         if change.enabled {
             // A person turning a plugin on gives its failing streak a fresh start.
-            sqlx::query(
-                "UPDATE plugin_versions SET consecutive_failures = 0 \
-                 WHERE plugin_id = $1 AND consecutive_failures > 0",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("DELETE FROM plugin_streaks WHERE plugin_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         insert_event(&mut *tx, id, &change.event).await?;
         tx.commit().await?;
@@ -282,10 +281,12 @@ impl PluginStore for SqlStore<Db> {
                 "{users} segment(s) are defined by plugin {id}; delete them first"
             )));
         }
-        sqlx::query("DELETE FROM plugin_versions WHERE plugin_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["plugin_streaks", "plugin_versions"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE plugin_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let deleted: Option<(String,)> =
             sqlx::query_as("DELETE FROM plugins WHERE id = $1 RETURNING id")
                 .bind(id)
@@ -331,15 +332,19 @@ impl PluginStore for SqlStore<Db> {
         .bind(FAILURES_KEPT)
         .execute(&mut *tx)
         .await?;
-        let streak: Option<(i64,)> = sqlx::query_as(
-            "UPDATE plugin_versions SET consecutive_failures = consecutive_failures + 1 \
-             WHERE plugin_id = $1 AND version = $2 RETURNING consecutive_failures",
+        // The streak lives beside the failures, not in `plugin_versions`: on SQLite a failure
+        // then writes only the logs file (store/sqlite.rs), whose commits leave the readers'
+        // page caches alone however often a plugin fails.
+        let (streak,): (i64,) = sqlx::query_as(
+            "INSERT INTO plugin_streaks (plugin_id, version, consecutive_failures) \
+             VALUES ($1, $2, 1) ON CONFLICT (plugin_id, version) \
+             DO UPDATE SET consecutive_failures = plugin_streaks.consecutive_failures + 1 \
+             RETURNING consecutive_failures",
         )
         .bind(id)
         .bind(failure.version.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        let streak = streak.map_or(0, |(n,)| n);
         let mut tripped = false;
         if streak >= threshold {
             let reason = format!(
@@ -378,24 +383,20 @@ impl PluginStore for SqlStore<Db> {
         // queueing for the writer. (On a lagging replica a failure written a moment ago can
         // be missed; the next success ends that streak.)
         let streak: Option<(i64,)> = sqlx::query_as(
-            "SELECT consecutive_failures FROM plugin_versions \
-             WHERE plugin_id = $1 AND version = $2",
+            "SELECT consecutive_failures FROM plugin_streaks WHERE plugin_id = $1 AND version = $2",
         )
         .bind(id)
         .bind(version)
         .fetch_optional(&self.read)
         .await?;
-        if streak.is_none_or(|(n,)| n == 0) {
+        if streak.is_none() {
             return Ok(());
         }
-        sqlx::query(
-            "UPDATE plugin_versions SET consecutive_failures = 0 \
-             WHERE plugin_id = $1 AND version = $2 AND consecutive_failures > 0",
-        )
-        .bind(id)
-        .bind(version)
-        .execute(&self.write)
-        .await?;
+        sqlx::query("DELETE FROM plugin_streaks WHERE plugin_id = $1 AND version = $2")
+            .bind(id)
+            .bind(version)
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 
