@@ -230,9 +230,10 @@ impl Registry {
         let probes = search::interpret(query, self.home)
             .map_err(|e| ServiceError::Invalid(FieldErrors::single("q", e)))?;
         let mut hits: Vec<SearchHit> = Vec::new();
-        for probe in &probes {
-            // Ask for more than needed: one reader can match several words of one probe.
-            for hit in self.store.search(probe, (limit * 3) as i64).await? {
+        // Ask for more than needed: one reader can match several words of one probe.
+        let found = self.store.search(&probes, (limit * 3) as i64).await?;
+        for (probe, probe_hits) in probes.iter().zip(found) {
+            for hit in probe_hits {
                 hits.push(SearchHit {
                     matched: match_kind(probe, hit.exact),
                     subscriber: hit.subscriber,

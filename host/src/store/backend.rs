@@ -123,10 +123,12 @@ impl Backend for sqlx::Postgres {
 
 /// The store over one database. Reads use `read`; writes use `write`, which for SQLite is a
 /// single connection so that writers queue in the host instead of failing with "database is
-/// locked". For PostgreSQL both are the same pool, and `standby` may take some reads.
+/// locked". For PostgreSQL both are the same pool, `searches` holds the connections that
+/// serve searches, and `standby` may take some reads.
 pub struct SqlStore<DB: Database> {
     pub(super) read: Pool<DB>,
     pub(super) write: Pool<DB>,
+    pub(super) searches: Option<Pool<DB>>,
     pub(super) standby: Option<StandbyPool<DB>>,
 }
 
@@ -135,6 +137,7 @@ impl<DB: Database> SqlStore<DB> {
         Self {
             read,
             write,
+            searches: None,
             standby: None,
         }
     }

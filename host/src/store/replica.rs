@@ -145,6 +145,21 @@ impl<DB: Database> SqlStore<DB> {
         &self,
         freshness: Freshness,
     ) -> Result<PoolConnection<DB>, sqlx::Error> {
+        self.reader_or(freshness, &self.read).await
+    }
+
+    /// A connection for a search: the standby's when it may serve the caller, else one of the
+    /// primary's kept for searches.
+    pub(super) async fn search_reader(&self) -> Result<PoolConnection<DB>, sqlx::Error> {
+        let primary = self.searches.as_ref().unwrap_or(&self.read);
+        self.reader_or(Freshness::OwnWrites, primary).await
+    }
+
+    async fn reader_or(
+        &self,
+        freshness: Freshness,
+        primary: &Pool<DB>,
+    ) -> Result<PoolConnection<DB>, sqlx::Error> {
         if let Some(StandbyPool { pool, standby }) = &self.standby
             && standby.serves(freshness).await
         {
@@ -157,7 +172,7 @@ impl<DB: Database> SqlStore<DB> {
                 Err(e) => standby.lost(&e),
             }
         }
-        self.read.acquire().await
+        primary.acquire().await
     }
 
     pub(super) async fn close_standby(&self) {

@@ -66,6 +66,9 @@ impl Store for SqlStore<Db> {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn close(&self) {
         self.close_standby().await;
+        if let Some(searches) = &self.searches {
+            searches.close().await;
+        }
         self.read.close().await;
         self.write.close().await;
     }

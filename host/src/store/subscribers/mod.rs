@@ -37,8 +37,9 @@ pub trait SubscriberStore: Send + Sync {
     ) -> StoreResult<Vec<SubscriberSummary>>;
     /// Live subscribers holding any of the terms, with the kind of term that matched.
     async fn find_by_terms(&self, terms: &[SearchTerm]) -> StoreResult<Vec<TermMatch>>;
-    /// Subscribers answering one probe, best first: exact matches before prefixes.
-    async fn search(&self, probe: &Probe, limit: i64) -> StoreResult<Vec<ProbeHit>>;
+    /// Subscribers answering each probe (one list per probe, in the probes' order), each list
+    /// in term order and at most `limit` long.
+    async fn search(&self, probes: &[Probe], limit: i64) -> StoreResult<Vec<Vec<ProbeHit>>>;
     async fn record_consents(
         &self,
         number: SubscriberNumber,

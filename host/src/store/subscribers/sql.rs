@@ -103,6 +103,14 @@ struct HitRow {
     term: String,
 }
 
+/// A hit of one part of a combined search, numbered by its probe.
+#[derive(FromRow)]
+struct ProbeRow {
+    probe: i64,
+    #[sqlx(flatten)]
+    hit: HitRow,
+}
+
 #[derive(FromRow)]
 struct MatchRow {
     #[sqlx(flatten)]
@@ -343,62 +351,59 @@ impl SubscriberStore for SqlStore<Db> {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn search(&self, probe: &Probe, limit: i64) -> StoreResult<Vec<ProbeHit>> {
-        let (sql_kind, lower, words): (&str, &str, &[String]) = match probe {
-            Probe::Number(number) => return self.search_sequence(number.sequence()).await,
-            Probe::Sequence(sequence) => return self.search_sequence(*sequence).await,
-            Probe::Exact(kind, term) | Probe::Prefix(kind, term) => (kind.as_str(), term, &[]),
-            Probe::Name(words) => {
-                let driving = words
-                    .iter()
-                    .max_by_key(|w| w.len())
-                    .map_or("", String::as_str);
-                (TermKind::Name.as_str(), driving, words)
+    async fn search(&self, probes: &[Probe], limit: i64) -> StoreResult<Vec<Vec<ProbeHit>>> {
+        let mut found: Vec<Vec<ProbeHit>> = vec![Vec::new(); probes.len()];
+        // Probes of terms are asked in one statement, a part each, so that a search costs one
+        // round trip to the server however many readings of the query it has.
+        let mut query = Sql::new("");
+        let mut drivers: Vec<Option<&str>> = vec![None; probes.len()];
+        for (index, probe) in probes.iter().enumerate() {
+            let (kind, driving, words, exact): (&str, &str, &[String], bool) = match probe {
+                Probe::Number(number) => {
+                    found[index] = self.search_sequence(number.sequence()).await?;
+                    continue;
+                }
+                Probe::Sequence(sequence) => {
+                    found[index] = self.search_sequence(*sequence).await?;
+                    continue;
+                }
+                Probe::Exact(kind, term) => (kind.as_str(), term, &[], true),
+                Probe::Prefix(kind, term) => (kind.as_str(), term, &[], false),
+                Probe::Name(words) => {
+                    let driving = words
+                        .iter()
+                        .max_by_key(|w| w.len())
+                        .map_or("", String::as_str);
+                    (TermKind::Name.as_str(), driving, words, false)
+                }
+            };
+            if drivers.iter().any(Option::is_some) {
+                query.push(" UNION ALL ");
             }
-        };
-        let mut query = Sql::new(format!(
-            "SELECT {SUMMARY_COLUMNS}, t.term FROM search_terms t \
-             JOIN subscribers s ON s.id = t.subscriber_id WHERE t.kind = "
-        ));
-        query.bind(sql_kind);
-        if let Probe::Exact(..) = probe {
-            query.push(" AND t.term = ").bind(lower);
-        } else {
-            query
-                .push(" AND t.term >= ")
-                .bind(lower)
-                .push(" AND t.term < ")
-                .bind(prefix_upper_bound(lower));
+            drivers[index] = Some(driving);
+            push_term_probe(&mut query, index, kind, driving, words, exact, limit);
         }
-        let mut skipped_driving = false;
-        for word in words {
-            if word == lower && !skipped_driving {
-                skipped_driving = true;
-                continue;
-            }
-            query
-                .push(" AND EXISTS (SELECT 1 FROM search_terms o WHERE o.subscriber_id = t.subscriber_id AND o.kind = 'name' AND o.term >= ")
-                .bind(word.as_str())
-                .push(" AND o.term < ")
-                .bind(prefix_upper_bound(word))
-                .push(Db::PER_ROW_PROBE)
-                .push(")");
+        if drivers.iter().all(Option::is_none) {
+            return Ok(found);
         }
-        query
-            .push(" ORDER BY t.term, t.subscriber_id LIMIT ")
-            .bind(limit);
-        let rows: Vec<HitRow> = query
+        // Each part is in term order already; the whole is ordered too, since a union keeps
+        // its parts' order only by the planner's grace.
+        query.push(" ORDER BY probe, term, id");
+        let rows: Vec<ProbeRow> = query
             .query_as()
-            .fetch_all(&mut *self.reader(Freshness::OwnWrites).await?)
+            .fetch_all(&mut *self.search_reader().await?)
             .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(ProbeHit {
-                    exact: row.term == lower,
-                    subscriber: row.summary.try_into()?,
-                })
-            })
-            .collect()
+        for row in rows {
+            let index = usize::try_from(row.probe)
+                .ok()
+                .filter(|i| *i < probes.len())
+                .ok_or_else(|| StoreError::Corrupt(format!("search part {}", row.probe)))?;
+            found[index].push(ProbeHit {
+                exact: Some(row.hit.term.as_str()) == drivers[index],
+                subscriber: row.hit.summary.try_into()?,
+            });
+        }
+        Ok(found)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -708,4 +713,50 @@ async fn insert_consent_event(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// One probe of terms as a part of a combined search: the readers holding a term of `kind`
+/// equal to `driving` (`exact`) or starting with it, in term order, each also holding a name
+/// word starting with every other of `words`.
+fn push_term_probe(
+    query: &mut Sql,
+    index: usize,
+    kind: &str,
+    driving: &str,
+    words: &[String],
+    exact: bool,
+    limit: i64,
+) {
+    query.push(&format!(
+        "SELECT * FROM (SELECT CAST({index} AS BIGINT) AS probe, {SUMMARY_COLUMNS}, t.term \
+         FROM search_terms t JOIN subscribers s ON s.id = t.subscriber_id WHERE t.kind = "
+    ));
+    query.bind(kind.to_owned());
+    if exact {
+        query.push(" AND t.term = ").bind(driving.to_owned());
+    } else {
+        query
+            .push(" AND t.term >= ")
+            .bind(driving.to_owned())
+            .push(" AND t.term < ")
+            .bind(prefix_upper_bound(driving));
+    }
+    let mut skipped_driving = false;
+    for word in words {
+        if word == driving && !skipped_driving {
+            skipped_driving = true;
+            continue;
+        }
+        query
+            .push(" AND EXISTS (SELECT 1 FROM search_terms o WHERE o.subscriber_id = t.subscriber_id AND o.kind = 'name' AND o.term >= ")
+            .bind(word.clone())
+            .push(" AND o.term < ")
+            .bind(prefix_upper_bound(word))
+            .push(Db::PER_ROW_PROBE)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY t.term, t.subscriber_id LIMIT ")
+        .bind(limit)
+        .push(&format!(") p{index}"));
 }
