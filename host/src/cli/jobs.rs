@@ -152,7 +152,7 @@ fn progress(job: &JobRecord) -> String {
     }
 }
 
-fn state_name(state: JobState) -> &'static str {
+pub(super) fn state_name(state: JobState) -> &'static str {
     match state {
         JobState::Queued => "queued",
         JobState::Running => "running",
