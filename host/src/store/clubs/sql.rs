@@ -11,7 +11,7 @@ use super::bulk::value_rows;
 use super::jobs::fenced_in;
 use super::{Connection, Db};
 use crate::domain::club::{ClubDraft, Override, TierMove};
-use crate::store::backend::{Backend, SqlStore, enum_text, parse_enum};
+use crate::store::backend::{SqlStore, enum_text, parse_enum};
 use crate::store::replica::Freshness;
 use crate::store::{
     AuditEntry, ClubRecord, ClubStore, Fence, Membership, NewOverride, OverrideRecord, StoreError,
