@@ -52,9 +52,7 @@ async fn follow(app: &TestApp, location: &str) -> Value {
 }
 
 async fn open(app: &TestApp) -> Arc<dyn Store> {
-    store::open(&app.config.database_url())
-        .await
-        .expect("open")
+    store::open(&app.config.database_url()).await.expect("open")
 }
 
 #[tokio::test]
@@ -97,7 +95,11 @@ async fn an_import_answers_202_with_its_job_which_is_followed_to_its_report() {
     assert_eq!(again["report"]["created"], 0, "{again}");
     assert_eq!(again["report"]["matched"], 4);
     assert_eq!(again["rejections"][0]["line"], 6);
-    assert!(again["job"].as_str().is_some_and(|j| j.starts_with("/api/v1/jobs/")));
+    assert!(
+        again["job"]
+            .as_str()
+            .is_some_and(|j| j.starts_with("/api/v1/jobs/"))
+    );
     store.close().await;
 }
 
@@ -162,8 +164,11 @@ async fn rejections_are_kept_with_the_job_and_listed_page_by_page_without_person
     )
     .await;
     problem(
-        app.get(&format!("/api/v1/imports/{id}/rejections?limit=0"), &app.admin)
-            .await,
+        app.get(
+            &format!("/api/v1/imports/{id}/rejections?limit=0"),
+            &app.admin,
+        )
+        .await,
         StatusCode::BAD_REQUEST,
     )
     .await;
@@ -205,8 +210,12 @@ async fn a_wait_out_of_bounds_is_refused_naming_the_field_before_anything_is_que
             "{query}: {body}"
         );
         let body = problem(
-            app.post(&format!("/api/v1/renewals/auto{query}"), &app.admin, &json!({}))
-                .await,
+            app.post(
+                &format!("/api/v1/renewals/auto{query}"),
+                &app.admin,
+                &json!({}),
+            )
+            .await,
             StatusCode::BAD_REQUEST,
         )
         .await;
@@ -316,8 +325,7 @@ fn admin(name: &str) -> Actor {
 /// Host A claims an import and writes every batch, then stops dead before it records the
 /// end; host B takes the job over once A's lease has run out and runs it from the top.
 #[tokio::test]
-async fn an_import_taken_over_from_a_stopped_host_creates_nothing_twice_and_fences_the_old_host()
-{
+async fn an_import_taken_over_from_a_stopped_host_creates_nothing_twice_and_fences_the_old_host() {
     let database = empty_database().await;
     let store = store::open(&database.url).await.expect("open");
     let mut config = masthead::config::Config {
@@ -335,7 +343,10 @@ async fn an_import_taken_over_from_a_stopped_host_creates_nothing_twice_and_fenc
             "formats": ["print", "digital", "bundle"], "term_months": [6, 12],
         }))
         .expect("draft");
-        store.create_publication(&draft, Utc::now()).await.expect("title");
+        store
+            .create_publication(&draft, Utc::now())
+            .await
+            .expect("title");
     }
     let importer = |fence: Fence| {
         Importer::new(
@@ -356,7 +367,9 @@ async fn an_import_taken_over_from_a_stopped_host_creates_nothing_twice_and_fenc
         tokio::io::AsyncWriteExt::write_all(&mut upload, csv.as_bytes())
             .await
             .expect("write");
-        tokio::io::AsyncSeekExt::rewind(&mut upload).await.expect("rewind");
+        tokio::io::AsyncSeekExt::rewind(&mut upload)
+            .await
+            .expect("rewind");
         let job = services
             .imports
             .queue(&admin("test"), file, false, upload, csv.len() as u64)
@@ -422,7 +435,9 @@ async fn an_import_taken_over_from_a_stopped_host_creates_nothing_twice_and_fenc
         assert!(
             matches!(
                 refused,
-                Err(masthead::services::legacy::ImportError::Store(StoreError::Fenced(_)))
+                Err(masthead::services::legacy::ImportError::Store(
+                    StoreError::Fenced(_)
+                ))
             ),
             "{refused:?}"
         );
@@ -487,14 +502,21 @@ async fn the_auto_renewal_on_demand_is_a_job_and_a_second_request_follows_the_fi
     let app = spawn_app_with(|config| config.jobs.concurrency = 0).await;
 
     let first = app
-        .post("/api/v1/renewals/auto", &app.admin, &json!({ "within_days": 7 }))
+        .post(
+            "/api/v1/renewals/auto",
+            &app.admin,
+            &json!({ "within_days": 7 }),
+        )
         .await;
     let second = app
         .post("/api/v1/renewals/auto?wait=1", &app.admin, &json!({}))
         .await;
 
     assert_eq!(first.status(), StatusCode::ACCEPTED);
-    let location = first.headers()["location"].to_str().expect("location").to_owned();
+    let location = first.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     let first: Value = first.json().await.expect("json");
     assert_eq!(first["kind"], "auto_renewal");
     assert_eq!(first["arguments"]["days"], 7);

@@ -15,12 +15,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::Config;
 use crate::domain::Role;
 use crate::services::audit::AuditLog;
+use crate::services::auto_renewal::AutoRenewals;
 use crate::services::clock::{Clock, SystemClock};
 use crate::services::demo;
-use crate::services::auto_renewal::AutoRenewals;
 use crate::services::legacy::{
-    self, ImportError, ImportFile, ImportObserver, ImportOptions, ImportReport, Importer,
-    Rejection,
+    self, ImportError, ImportFile, ImportObserver, ImportOptions, ImportReport, Importer, Rejection,
 };
 use crate::startup::Services;
 use crate::store::{self, Actor, Store};

@@ -129,7 +129,10 @@ async fn queue_import(
         )
         .await?;
     let imports = Arc::clone(&state.imports);
-    jobs::follow(&state, job, wait, async |job| Ok(imports.answer(job).await?)).await
+    jobs::follow(&state, job, wait, async |job| {
+        Ok(imports.answer(job).await?)
+    })
+    .await
 }
 
 /// Refuses a file whose header is not one of the file's columns, before it is queued; gives
@@ -191,9 +194,9 @@ async fn import_rejections(
             "limit must be between 1 and 1000",
         ));
     }
-    let job = job.parse().map_err(|_| {
-        ApiError::bad_request("invalid-path", format!("`{job}` is not a job id"))
-    })?;
+    let job = job
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid-path", format!("`{job}` is not a job id")))?;
     let job = state.imports.job(job).await?;
     let after = page::decode_opt("import-rejections", query.cursor.as_deref())?.unwrap_or(0);
     let items = state.imports.rejections(job.id, after, limit).await?;

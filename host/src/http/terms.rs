@@ -10,19 +10,19 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, jobs};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{
     AdminOnly, ApiJson, ApiQuery, Auth, Number, OptionalJson, StaffOrAdmin, TermPath,
 };
 use super::idempotency::Idempotent;
+use super::{AppState, jobs};
 use crate::domain::renewal::RenewalChanges;
 use crate::domain::term::Term;
 use crate::services::auto_renewal::AutoRenewals;
-use crate::store::JobRecord;
 use crate::services::renewals::{
     AutoRenewReport, CancelRequest, HoldRequest, NewSubscription, OrderView, Placed, RenewalHistory,
 };
+use crate::store::JobRecord;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

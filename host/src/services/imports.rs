@@ -161,9 +161,7 @@ impl Imports {
             .result
             .clone()
             .and_then(|r| serde_json::from_value(r).ok())
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("job {} has no import report", job.id))
-            })?;
+            .ok_or_else(|| StoreError::Corrupt(format!("job {} has no import report", job.id)))?;
         let mut rejections = Vec::new();
         let mut after = 0;
         loop {
@@ -256,9 +254,15 @@ impl JobKind for Imports {
             .await
             .map_err(job_error)?;
         kept.write().await.map_err(job_error)?;
-        tracing::info!(job = job.id, file = arguments.file.name(), rows = report.rows,
-            created = report.created, matched = report.matched, rejected = report.rejected,
-            "import finished");
+        tracing::info!(
+            job = job.id,
+            file = arguments.file.name(),
+            rows = report.rows,
+            created = report.created,
+            matched = report.matched,
+            rejected = report.rejected,
+            "import finished"
+        );
         Ok(Done::Result(json!(ImportResult {
             file: arguments.file,
             report,

@@ -208,13 +208,20 @@ impl Jobs {
     /// Queues a job and wakes this host's runner; one of the same kind and subject queued or
     /// running already is a conflict.
     pub async fn enqueue(&self, new: NewJob) -> ServiceResult<JobRecord> {
-        self.enqueue_with(new, |store, new| async move { store.enqueue_job(new).await })
-            .await
+        self.enqueue_with(
+            new,
+            |store, new| async move { store.enqueue_job(new).await },
+        )
+        .await
     }
 
     /// Queues a job through `queue`, which stores it with what it needs in one transaction
     /// (an import's file); otherwise as `enqueue`.
-    pub async fn enqueue_with<F, Queued>(&self, mut new: NewJob, queue: F) -> ServiceResult<JobRecord>
+    pub async fn enqueue_with<F, Queued>(
+        &self,
+        mut new: NewJob,
+        queue: F,
+    ) -> ServiceResult<JobRecord>
     where
         F: FnOnce(Arc<dyn Store>, NewJob) -> Queued,
         Queued: Future<Output = Result<JobRecord, StoreError>>,

@@ -17,8 +17,8 @@ use crate::domain::search::TermKind;
 use crate::domain::{Consents, SubscriberNumber};
 use crate::store::backend::{Backend, SqlStore, enum_text};
 use crate::store::{
-    AuditEntry, BulkStore, ExportedSubscriber, ExportedTerm, Fence, ImportedTerm,
-    KnownSubscriber, StoreResult, SubscriberBatch,
+    AuditEntry, BulkStore, ExportedSubscriber, ExportedTerm, Fence, ImportedTerm, KnownSubscriber,
+    StoreResult, SubscriberBatch,
 };
 
 /// Parameters `from` to `from + count - 1`, comma-separated, in the backend's style.

@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::jobs::{enqueue_in, fenced_in};
 use super::Db;
 use super::bulk::value_rows;
+use super::jobs::{enqueue_in, fenced_in};
 use crate::store::backend::SqlStore;
 use crate::store::{
     CHUNK_BYTES, Fence, ImportStore, JobRecord, NewJob, StoreError, StoreResult, StoredRejection,
