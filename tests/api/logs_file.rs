@@ -155,6 +155,17 @@ async fn a_backup_carries_the_logs_file_and_restores_it() {
     restored.close().await;
 }
 
+/// Copies a SQLite file with its write-ahead log: a closed pool's last connection may not
+/// have checkpointed it yet.
+fn copy_sqlite_file(from: &Path, to: &Path) {
+    for suffix in ["", "-wal"] {
+        let source = PathBuf::from(format!("{}{suffix}", from.display()));
+        if source.exists() {
+            std::fs::copy(&source, format!("{}{suffix}", to.display())).expect("copy");
+        }
+    }
+}
+
 fn remove_sqlite_file(file: &Path) {
     for suffix in ["", "-wal", "-shm"] {
         let path = PathBuf::from(format!("{}{suffix}", file.display()));
@@ -174,7 +185,7 @@ async fn a_database_whose_logs_file_is_missing_or_foreign_does_not_start() {
     store.close().await;
     let logs = sqlite_logs_file(&file);
     let kept = file.with_file_name("kept-logs.db");
-    std::fs::copy(&logs, &kept).expect("keep the logs");
+    copy_sqlite_file(&logs, &kept);
 
     // Act: the logs file goes missing.
     remove_sqlite_file(&logs);
@@ -187,7 +198,7 @@ async fn a_database_whose_logs_file_is_missing_or_foreign_does_not_start() {
     // Act: the database goes, its logs stay, and a new database starts beside them.
     remove_sqlite_file(&file);
     remove_sqlite_file(&logs);
-    std::fs::copy(&kept, &logs).expect("put the logs back");
+    copy_sqlite_file(&kept, &logs);
     let foreign = store::open(&database.url).await;
 
     // Assert

@@ -182,7 +182,11 @@ pub async fn open_with_standby(
         anyhow::bail!("{}", sqlite_refusal());
     }
     let mut store = super::postgres::open(url, size).await?;
-    let pool = super::backend::pool_options::<sqlx::Postgres>()
+    // Unlike the primary's pool, this one checks every connection before lending it: a
+    // standby that stopped is found at the next acquire, which then falls back to the primary
+    // (`reader`), instead of failing the query the dead connection was lent for.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .test_before_acquire(true)
         .max_connections(super::postgres::auto_size(size))
         .acquire_timeout(CHECK_TIMEOUT)
         .connect_lazy(&settings.url)

@@ -52,12 +52,20 @@ pub async fn open(url: &str, size: PoolSize) -> anyhow::Result<SqlStore<sqlx::Sq
         .connect_with(options.clone())
         .await
         .with_context(|| format!("cannot open the SQLite database at {url}"))?;
-    check_logs_belong(&write, &logs).await?;
-    sqlx::migrate!("../migrations/sqlite")
-        .run(&write)
-        .await
-        .context("cannot migrate the SQLite database")?;
-    check_logs(&write, &logs).await?;
+    let checked = async {
+        check_logs_belong(&write, &logs).await?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&write)
+            .await
+            .context("cannot migrate the SQLite database")?;
+        check_logs(&write, &logs).await
+    };
+    if let Err(refused) = checked.await {
+        // Closed before answering, so that no connection of a refused start lingers on the
+        // files (the caller may move them at once).
+        write.close().await;
+        return Err(refused);
+    }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
     let readers = size.or((cores * 2).max(4));
     // Every commit to the database file empties the page cache of each reader at its next
