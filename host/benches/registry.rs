@@ -192,7 +192,7 @@ async fn load(store: &Arc<dyn Store>, count: u64, home: CountryCode) -> anyhow::
             request_id: None,
             detail: serde_json::json!({ "rows": end - i }),
         };
-        store.import_subscribers(&batch, audit, true).await?;
+        store.import_subscribers(&batch, audit, None, true).await?;
         i = end;
     }
     let load = started.elapsed();

@@ -20,6 +20,7 @@ use crate::services::clock::{Clock, SystemClock};
 use crate::services::clubs::Clubs;
 use crate::services::clubs::events::Events;
 use crate::services::complaints::Complaints;
+use crate::services::imports::Imports;
 use crate::services::jobs::{JobKind, Jobs, Recurring, Runner, Schedule};
 use crate::services::keys::KeyCache;
 use crate::services::plugins::Plugins;
@@ -47,6 +48,7 @@ pub struct Services {
     pub events: Arc<Events>,
     pub jobs: Arc<Jobs>,
     pub auto_renewals: Arc<AutoRenewals>,
+    pub imports: Arc<Imports>,
     /// The daily schedules in force (the nightly recomputation, the daily auto-renewal).
     schedules: Vec<(Arc<dyn Recurring>, chrono::NaiveTime)>,
     clock: Arc<dyn Clock>,
@@ -107,8 +109,16 @@ impl Services {
         ));
         let auto_renewals = Arc::new(AutoRenewals::new(
             Arc::clone(&circulation),
+            Arc::clone(&jobs),
             Arc::clone(&clock),
             config.jobs.renewals_days,
+        ));
+        let imports = Arc::new(Imports::new(
+            Arc::clone(&store),
+            Arc::clone(&jobs),
+            Arc::clone(&clock),
+            config.home_country()?,
+            currency,
         ));
         let mut schedules: Vec<(Arc<dyn Recurring>, chrono::NaiveTime)> = Vec::new();
         if let Some(at) = config.jobs.recompute_time()? {
@@ -160,6 +170,7 @@ impl Services {
             events,
             jobs,
             auto_renewals,
+            imports,
             schedules,
             clock,
         })
@@ -171,6 +182,7 @@ impl Services {
             Arc::clone(&self.segments) as _,
             Arc::clone(&self.clubs) as _,
             Arc::clone(&self.auto_renewals) as _,
+            Arc::clone(&self.imports) as _,
         ];
         let schedules = self
             .schedules
@@ -235,6 +247,8 @@ impl Application {
             registry: services.registry,
             catalogue: services.catalogue,
             circulation: services.circulation,
+            imports: services.imports,
+            auto_renewals: services.auto_renewals,
             import_limit_bytes: config.import_limit_bytes,
             audit: audit.clone(),
             metrics: telemetry::metrics_handle(),

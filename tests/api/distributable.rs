@@ -90,6 +90,9 @@ const TABLES: &[(&str, Placement)] = &[
     // Every host's claims and heartbeats: row locks on one machine.
     ("jobs", Local),
     ("job_runs", Local),
+    // An import's file while its job runs, and the rows it rejected: kept with the job.
+    ("import_files", Local),
+    ("import_rejections", Local),
     ("_sqlx_migrations", Local),
 ];
 

@@ -26,7 +26,7 @@ async fn catalogue(app: &TestApp) {
 async fn upload(app: &TestApp, what: &str, csv: &str, dry_run: bool) -> Value {
     let response = app
         .request(Method::POST, &format!("/api/v1/imports/{what}"), &app.admin)
-        .query(&[("dry_run", dry_run)])
+        .query(&[("dry_run", dry_run.to_string()), ("wait", "20".to_owned())])
         .header("content-type", "text/csv")
         .body(csv.to_owned())
         .send()

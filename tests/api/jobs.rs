@@ -413,6 +413,37 @@ async fn a_job_whose_host_stops_is_taken_over_once_its_lease_runs_out_and_never_
     assert!(ended <= spans[1].started, "the two runs overlapped");
 }
 
+/// With the lease only twice the heartbeat, a beat that holds keeps the job: the runner gives
+/// up only when a beat failed and the lease would run out before the next one.
+#[tokio::test]
+async fn a_lease_of_two_heartbeats_keeps_a_job_that_runs_for_many() {
+    let database = empty_database().await;
+    let store = store::open(&database.url).await.expect("open");
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let kind = Arc::new(Steps {
+        steps: 10,
+        pause: Duration::from_millis(250),
+        spans: Arc::clone(&spans),
+    });
+    let settings = JobSettings {
+        concurrency: 1,
+        poll: Duration::from_millis(100),
+        heartbeat: Duration::from_millis(400),
+        lease: Duration::from_millis(800),
+        max_attempts: 5,
+    };
+    let jobs = Arc::new(Jobs::new(Arc::clone(&store), settings));
+    let (_stop, stopped) = watch::channel(false);
+    tokio::spawn(Runner::new(Arc::clone(&jobs), vec![kind as _], vec![]).run(stopped));
+
+    let job = jobs.enqueue(steps_job(10)).await.expect("queued");
+    let view = until(&jobs, job.id, |v| v.job.state.is_finished()).await;
+
+    assert_eq!(view.job.state, JobState::Succeeded, "{:?}", view.job);
+    assert_eq!(view.job.attempts, 1, "{:?}", view.runs);
+    assert_eq!(spans.lock().expect("spans").len(), 1);
+}
+
 #[tokio::test]
 async fn a_host_presumed_dead_can_write_nothing_once_another_holds_its_job() {
     let database = empty_database().await;

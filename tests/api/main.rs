@@ -12,6 +12,7 @@ mod demo;
 mod distributable;
 mod duplicates;
 mod helpers;
+mod import_jobs;
 mod import_rows;
 mod imports;
 mod jobs;

@@ -204,6 +204,7 @@ async fn an_imported_amount_over_the_limit_is_rejected_with_its_field_and_the_li
 pub(crate) async fn import(app: &TestApp, what: &str, csv: &str) -> Value {
     let response = app
         .request(Method::POST, &format!("/api/v1/imports/{what}"), &app.admin)
+        .query(&[("wait", 20)])
         .header("content-type", "text/csv")
         .body(csv.to_owned())
         .send()

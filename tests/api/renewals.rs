@@ -814,7 +814,9 @@ async fn auto_renewal_renews_each_due_term_once() {
 
 async fn run_auto_renewal(app: &TestApp) -> Value {
     let body = json!({ "within_days": 14 });
-    let response = app.post("/api/v1/renewals/auto", &app.admin, &body).await;
+    let response = app
+        .post("/api/v1/renewals/auto?wait=20", &app.admin, &body)
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.expect("json")
 }
@@ -843,7 +845,7 @@ async fn turning_auto_renew_off_keeps_the_term_out_of_the_run() {
     assert_eq!(response.status(), StatusCode::OK);
     app.set_today("2024-12-25");
     let report: Value = app
-        .post("/api/v1/renewals/auto", &app.admin, &json!({}))
+        .post("/api/v1/renewals/auto?wait=20", &app.admin, &json!({}))
         .await
         .json()
         .await

@@ -1,4 +1,6 @@
-//! `masthead import`, `export` and `renew-due`: the circulation file and the renewal run.
+//! `masthead import`, `export` and `renew-due`: the circulation file (imported here, in this
+//! process: the offline path, through the same importer as the import jobs) and the renewal
+//! run (a job, run here unless another host runs it already).
 
 use std::fs::File;
 use std::io::{IsTerminal, Write};
@@ -6,16 +8,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use async_trait::async_trait;
 use chrono::Datelike;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
 use crate::domain::Role;
 use crate::services::audit::AuditLog;
+use crate::services::auto_renewal::AutoRenewals;
 use crate::services::clock::{Clock, SystemClock};
 use crate::services::demo;
 use crate::services::legacy::{
-    self, ImportObserver, ImportOptions, ImportReport, Importer, Rejection,
+    self, ImportError, ImportFile, ImportObserver, ImportOptions, ImportReport, Importer, Rejection,
 };
 use crate::startup::Services;
 use crate::store::{self, Actor, Store};
@@ -34,6 +38,7 @@ struct Terminal {
     bar: ProgressBar,
 }
 
+#[async_trait]
 impl ImportObserver for Terminal {
     fn rejected(&mut self, rejection: Rejection) {
         let line = rejection.line.to_string();
@@ -45,8 +50,9 @@ impl ImportObserver for Terminal {
         }
     }
 
-    fn progress(&mut self, bytes: u64) {
+    async fn between_batches(&mut self, bytes: u64, _: &ImportReport) -> Result<(), ImportError> {
         self.bar.set_position(bytes);
+        Ok(())
     }
 }
 
@@ -83,10 +89,10 @@ pub async fn import(
         config.currency()?,
         actor("import"),
     );
-    let mut files = vec![(subscribers, true)];
-    files.extend(terms.map(|t| (t, false)));
+    let mut files = vec![(subscribers, ImportFile::Subscribers)];
+    files.extend(terms.map(|t| (t, ImportFile::Terms)));
     let mut rejected = 0;
-    for (path, is_subscribers) in files {
+    for (path, file) in files {
         let input = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let report_path = PathBuf::from(format!("{}.rejected.csv", path.display()));
         let mut observer = Terminal {
@@ -96,14 +102,10 @@ pub async fn import(
         };
         observer.report.write_record(["line", "reason"])?;
         let started = std::time::Instant::now();
-        let report = if is_subscribers {
-            importer
-                .import_subscribers(input, &options, &mut observer)
-                .await
-        } else {
-            importer.import_terms(input, &options, &mut observer).await
-        }
-        .with_context(|| format!("the import of {} stopped", path.display()))?;
+        let report = importer
+            .import(file, input, &options, &mut observer)
+            .await
+            .with_context(|| format!("the import of {} stopped", path.display()))?;
         observer.bar.finish_and_clear();
         observer.report.flush()?;
         print_report(path, &report, started.elapsed());
@@ -186,12 +188,24 @@ pub async fn renew_due(config: &Config, days: u32) -> anyhow::Result<()> {
         audit.clone(),
         Arc::new(SystemClock),
     )?;
-    let circulation = services.circulation;
-    let report = circulation.auto_renew(actor("auto-renewal"), days).await?;
+    let job = services
+        .auto_renewals
+        .run_here(&actor("auto-renewal"), days)
+        .await?;
     audit.flush().await;
     drop(audit);
-    drop(circulation);
+    drop(services);
     audit_task.abort();
+    let Some(report) = AutoRenewals::report(&job) else {
+        store.close().await;
+        anyhow::bail!(
+            "the auto-renewal (job {}) {}: {}; see `masthead jobs show {}`",
+            job.id,
+            super::jobs::state_name(job.state),
+            job.error.as_deref().unwrap_or("no reason was recorded"),
+            job.id
+        );
+    };
     println!(
         "renewed {} terms ending {} to {}; {} could not be renewed",
         report.renewed,

@@ -15,7 +15,7 @@ use crate::store::{self, JobFilter, JobRecord, JobState};
 pub enum JobsCommand {
     /// The latest jobs, newest first.
     List {
-        /// Only this kind: segment_refresh, club_recompute or auto_renewal.
+        /// Only this kind: segment_refresh, club_recompute, auto_renewal or import.
         #[arg(long)]
         kind: Option<String>,
         /// Only this state: queued, running, succeeded, failed or cancelled.
@@ -152,7 +152,7 @@ fn progress(job: &JobRecord) -> String {
     }
 }
 
-fn state_name(state: JobState) -> &'static str {
+pub(super) fn state_name(state: JobState) -> &'static str {
     match state {
         JobState::Queued => "queued",
         JobState::Running => "running",

@@ -1,4 +1,5 @@
-//! The legacy circulation file over HTTP: import of either CSV, and export of both.
+//! The legacy circulation file over HTTP: import of either CSV as a job (with its rejected
+//! rows kept and listed), and export of both.
 
 use std::io::{Seek, SeekFrom};
 use std::sync::Arc;
@@ -9,25 +10,26 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{AdminOnly, ApiQuery, Auth};
-use crate::services::legacy::{
-    self, CollectRejections, ImportError, ImportOptions, ImportReport, Importer, Rejection,
-};
-use crate::store::Store;
+use super::error::{ApiError, ApiResult, PROBLEM, Problem};
+use super::extract::{AdminOnly, ApiPath, ApiQuery, Auth};
+use super::page::{self, Page};
+use super::{AppState, jobs};
+use crate::services::imports::ImportAnswer;
+use crate::services::legacy::{self, ImportFile, Rejection};
+use crate::store::{JobRecord, Store};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(import_subscribers))
         .routes(routes!(import_terms))
+        .routes(routes!(import_rejections))
         .routes(routes!(export_subscribers))
         .routes(routes!(export_terms))
 }
@@ -39,18 +41,19 @@ struct ImportQuery {
     /// Check and match every row, write nothing.
     #[serde(default)]
     dry_run: bool,
+    /// Answer with the report once the import has finished, if it finishes within this many
+    /// seconds (0 to 20); otherwise (and without `wait`) the answer is the queued job.
+    #[param(minimum = 0, maximum = 20)]
+    wait: Option<u64>,
 }
 
-#[derive(Serialize, ToSchema)]
-struct ImportAnswer {
-    report: ImportReport,
-    /// Every rejected row with its line and reason.
-    rejections: Vec<Rejection>,
-}
-
-/// Imports `subscribers.csv` (the body, `text/csv`). Rows are matched to known readers by
-/// number, legacy id, email, phone, or name and postal code instead of created twice. Each
-/// batch of valid rows commits at once; rejected rows are listed with line and reason.
+/// Imports `subscribers.csv` (the body, `text/csv`) as a job that any host runs. Rows are
+/// matched to known readers by number, legacy id, email, phone, or name and postal code
+/// instead of created twice, so a job taken over by another host, or the same file sent
+/// again, creates nothing twice. Each batch of valid rows commits at once; rejected rows are
+/// kept with line and reason (`GET /api/v1/imports/{job}/rejections`). Cancelling the job
+/// stops it between batches: the batches committed before stay. One import of this file
+/// runs at a time. The stored file is deleted when the job ends.
 #[utoipa::path(
     post,
     path = "/api/v1/imports/subscribers",
@@ -59,8 +62,11 @@ struct ImportAnswer {
     request_body(content = Option<String>, content_type = "text/csv", description = "The CSV; an empty body imports nothing"),
     security(("api_key" = ["admin"])),
     responses(
-        (status = 200, body = ImportAnswer),
-        (status = 422, body = Problem, content_type = "application/problem+json", description = "Not a CSV of the documented columns"),
+        (status = 200, body = ImportAnswer, description = "With `wait`: the import finished within it"),
+        (status = 202, body = JobRecord, description = "The import job, queued (or still running after `wait`, or ended without success: see its state and error)",
+            headers(("Location" = String, description = "The job, to follow with `GET /api/v1/jobs/{id}?wait=`"))),
+        (status = 409, body = Problem, content_type = PROBLEM, description = "An import of this file is queued or running already; the detail names its job"),
+        (status = 422, body = Problem, content_type = PROBLEM, description = "Not a CSV of the documented columns"),
     )
 )]
 async fn import_subscribers(
@@ -68,12 +74,14 @@ async fn import_subscribers(
     auth: Auth<AdminOnly>,
     ApiQuery(query): ApiQuery<ImportQuery>,
     request: Request,
-) -> ApiResult<Json<ImportAnswer>> {
-    run_import(state, auth, query, request, true).await
+) -> ApiResult<Response> {
+    queue_import(state, auth, query, request, ImportFile::Subscribers).await
 }
 
-/// Imports `terms.csv` (the body, `text/csv`); each reader is named by `subscriber_number`
-/// or `legacy_id`. A term already present (same reader, title and start) is left unchanged.
+/// Imports `terms.csv` (the body, `text/csv`) as a job, like `subscribers.csv`; each reader
+/// is named by `subscriber_number` or `legacy_id`. A term already present (same reader,
+/// title and start) is left unchanged, so a job taken over, or a file sent again, adds no
+/// term twice.
 #[utoipa::path(
     post,
     path = "/api/v1/imports/terms",
@@ -82,8 +90,11 @@ async fn import_subscribers(
     request_body(content = Option<String>, content_type = "text/csv", description = "The CSV; an empty body imports nothing"),
     security(("api_key" = ["admin"])),
     responses(
-        (status = 200, body = ImportAnswer),
-        (status = 422, body = Problem, content_type = "application/problem+json", description = "Not a CSV of the documented columns"),
+        (status = 200, body = ImportAnswer, description = "With `wait`: the import finished within it"),
+        (status = 202, body = JobRecord, description = "The import job, queued (or still running after `wait`, or ended without success: see its state and error)",
+            headers(("Location" = String, description = "The job, to follow with `GET /api/v1/jobs/{id}?wait=`"))),
+        (status = 409, body = Problem, content_type = PROBLEM, description = "An import of this file is queued or running already; the detail names its job"),
+        (status = 422, body = Problem, content_type = PROBLEM, description = "Not a CSV of the documented columns"),
     )
 )]
 async fn import_terms(
@@ -91,52 +102,108 @@ async fn import_terms(
     auth: Auth<AdminOnly>,
     ApiQuery(query): ApiQuery<ImportQuery>,
     request: Request,
-) -> ApiResult<Json<ImportAnswer>> {
-    run_import(state, auth, query, request, false).await
+) -> ApiResult<Response> {
+    queue_import(state, auth, query, request, ImportFile::Terms).await
 }
 
-async fn run_import(
+async fn queue_import(
     state: AppState,
     auth: Auth<AdminOnly>,
     query: ImportQuery,
     request: Request,
-    subscribers: bool,
-) -> ApiResult<Json<ImportAnswer>> {
-    let file = spool(request, state.import_limit_bytes).await?;
-    let importer = Importer::new(
-        Arc::clone(&state.store),
-        Arc::clone(&state.clock),
-        state.registry.home(),
-        state.catalogue.currency(),
-        auth.caller.actor,
-    );
-    let options = ImportOptions {
-        dry_run: query.dry_run,
-        ..ImportOptions::default()
-    };
-    let mut rejections = CollectRejections::default();
-    let report = if subscribers {
-        importer
-            .import_subscribers(file, &options, &mut rejections)
-            .await
-    } else {
-        importer.import_terms(file, &options, &mut rejections).await
-    };
-    match report {
-        Ok(report) => {
-            let mut rejections = rejections.0;
-            rejections.sort_by_key(|r| r.line);
-            Ok(Json(ImportAnswer { report, rejections }))
-        }
-        Err(ImportError::BadFile(detail)) => Err(ApiError::with_status(
+    file: ImportFile,
+) -> ApiResult<Response> {
+    let wait = jobs::wait_of(query.wait)?;
+    // Before the upload is read: it may be large, and it would only be refused.
+    state.imports.ensure_free(file).await?;
+    let (upload, bytes) = spool(request, state.import_limit_bytes).await?;
+    let upload = check_header(upload, file).await?;
+    let job = state
+        .imports
+        .queue(
+            &auth.caller.actor,
+            file,
+            query.dry_run,
+            tokio::fs::File::from_std(upload),
+            bytes,
+        )
+        .await?;
+    let imports = Arc::clone(&state.imports);
+    jobs::follow(&state, job, wait, async |job| {
+        Ok(imports.answer(job).await?)
+    })
+    .await
+}
+
+/// Refuses a file whose header is not one of the file's columns, before it is queued; gives
+/// the file back from its start.
+async fn check_header(mut upload: std::fs::File, file: ImportFile) -> ApiResult<std::fs::File> {
+    let checked = tokio::task::spawn_blocking(move || {
+        let checked = legacy::check_header(file, &mut upload);
+        upload.seek(SeekFrom::Start(0)).map(|_| (upload, checked))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    match checked {
+        (upload, Ok(())) => Ok(upload),
+        (_, Err(detail)) => Err(ApiError::with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid-csv",
             "Invalid CSV",
             detail,
         )),
-        Err(ImportError::Store(e)) => Err(e.into()),
-        Err(e @ ImportError::Writer(_)) => Err(ApiError::internal(e)),
     }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct RejectionsQuery {
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The rows an import job rejected, in line order, each with its line and reason (while it
+/// runs: those of its current attempt so far). Reasons name the column at fault but never
+/// quote a personal value (a name, an email, an address).
+#[utoipa::path(
+    get,
+    path = "/api/v1/imports/{job}/rejections",
+    tag = "imports",
+    params(("job" = String, Path, description = "The import's job id"), RejectionsQuery),
+    security(("api_key" = ["admin"])),
+    responses(
+        (status = 200, body = Page<Rejection>),
+        (status = 404, body = Problem, content_type = PROBLEM, description = "No import job has this id"),
+    )
+)]
+async fn import_rejections(
+    State(state): State<AppState>,
+    _: Auth<AdminOnly>,
+    ApiPath(job): ApiPath<String>,
+    ApiQuery(query): ApiQuery<RejectionsQuery>,
+) -> ApiResult<Json<Page<Rejection>>> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid-query",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let job = job
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid-path", format!("`{job}` is not a job id")))?;
+    let job = state.imports.job(job).await?;
+    let after = page::decode_opt("import-rejections", query.cursor.as_deref())?.unwrap_or(0);
+    let items = state.imports.rejections(job.id, after, limit).await?;
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(|r| r.line))
+        .flatten();
+    Ok(Json(Page::new("import-rejections", items, next)))
 }
 
 fn too_large(limit: usize) -> ApiError {
@@ -151,9 +218,10 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-/// Writes the body to a temporary file, so the import reads it at its own pace; refuses it
-/// as soon as it is known to exceed `limit`.
-async fn spool(request: Request, limit: usize) -> ApiResult<std::fs::File> {
+/// Writes the body to a temporary file, so that it reaches the database in one transaction
+/// with its job once it is whole; refuses it as soon as it is known to exceed `limit`.
+/// Answers the file, from its start, and its length.
+async fn spool(request: Request, limit: usize) -> ApiResult<(std::fs::File, u64)> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -180,7 +248,7 @@ async fn spool(request: Request, limit: usize) -> ApiResult<std::fs::File> {
     writer.flush().await.map_err(ApiError::internal)?;
     drop(writer);
     file.seek(SeekFrom::Start(0)).map_err(ApiError::internal)?;
-    Ok(file)
+    Ok((file, received as u64))
 }
 
 /// Every subscriber (not merged) as `subscribers.csv`, streamed.

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -17,12 +19,13 @@ use super::extract::{AdminOnly, ApiPath, ApiQuery, Auth, StaffOrAdmin};
 use super::page::{self, Page};
 use crate::services::auto_renewal::AUTO_RENEWAL;
 use crate::services::clubs::RECOMPUTE;
-use crate::services::jobs::JobView;
+use crate::services::imports::IMPORT;
+use crate::services::jobs::{self, JobView};
 use crate::services::plugins::segments::REFRESH;
 use crate::store::{JobFilter, JobRecord, JobState};
 
 /// The kinds of job there are.
-const KINDS: [&str; 3] = [REFRESH, RECOMPUTE, AUTO_RENEWAL];
+const KINDS: [&str; 4] = [REFRESH, RECOMPUTE, AUTO_RENEWAL, IMPORT];
 /// The longest a follower may wait in one request, in seconds (below the request timeout).
 const MAX_WAIT_SECS: u64 = 20;
 
@@ -37,7 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct JobsQuery {
-    /// Only jobs of this kind: `segment_refresh`, `club_recompute` or `auto_renewal`.
+    /// Only jobs of this kind: `segment_refresh`, `club_recompute`, `auto_renewal` or `import`.
     kind: Option<String>,
     /// Only jobs in this state.
     #[param(inline)]
@@ -128,19 +131,45 @@ async fn get_job(
     ApiQuery(query): ApiQuery<WaitQuery>,
 ) -> ApiResult<Json<JobView>> {
     let id = job_id(&id)?;
-    let view = match query.wait {
-        None | Some(0) => state.jobs.get(id).await?,
-        Some(secs) if secs <= MAX_WAIT_SECS => {
-            state.jobs.wait(id, Duration::from_secs(secs)).await?
-        }
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid-query",
-                format!("wait must be between 0 and {MAX_WAIT_SECS} seconds"),
-            ));
-        }
+    let view = match wait_of(query.wait)? {
+        None => state.jobs.get(id).await?,
+        Some(wait) => state.jobs.wait(id, wait).await?,
     };
     Ok(Json(view))
+}
+
+/// The `wait` of a request, checked: `None` for no wait at all (absent or 0).
+pub(super) fn wait_of(wait: Option<u64>) -> ApiResult<Option<Duration>> {
+    match wait {
+        None | Some(0) => Ok(None),
+        Some(secs) if secs <= MAX_WAIT_SECS => Ok(Some(Duration::from_secs(secs))),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid-query",
+            format!("wait must be between 0 and {MAX_WAIT_SECS} seconds"),
+        )),
+    }
+}
+
+/// A queued job, followed for `wait`: its finished answer from `done` (`None` unless it
+/// succeeded), else `202 Accepted` with the job as it stands and its `Location`.
+pub(super) async fn follow<T: serde::Serialize>(
+    state: &AppState,
+    job: JobRecord,
+    wait: Option<Duration>,
+    done: impl AsyncFnOnce(&JobRecord) -> ApiResult<Option<T>>,
+) -> ApiResult<Response> {
+    let job = match wait {
+        Some(wait) => state.jobs.wait(job.id, wait).await?.job,
+        None => job,
+    };
+    if let Some(answer) = done(&job).await? {
+        return Ok(Json(answer).into_response());
+    }
+    let mut response = (StatusCode::ACCEPTED, Json(&job)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&jobs::link(job.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
 }
 
 /// Cancels a job: a queued one at once, a running one at its next progress write or

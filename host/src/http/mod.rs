@@ -44,11 +44,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::services::audit::AuditLog;
+use crate::services::auto_renewal::AutoRenewals;
 use crate::services::catalogue::Catalogue;
 use crate::services::clock::Clock;
 use crate::services::clubs::Clubs;
 use crate::services::clubs::events::Events;
 use crate::services::complaints::Complaints;
+use crate::services::imports::Imports;
 use crate::services::jobs::Jobs;
 use crate::services::keys::KeyCache;
 use crate::services::plugins::Plugins;
@@ -67,6 +69,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub catalogue: Arc<Catalogue>,
     pub circulation: Arc<Circulation>,
+    pub imports: Arc<Imports>,
+    pub auto_renewals: Arc<AutoRenewals>,
     /// Largest CSV an import over HTTP accepts.
     pub import_limit_bytes: usize,
     pub audit: AuditLog,

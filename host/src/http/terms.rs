@@ -1,24 +1,28 @@
 //! The renewal history and the changes to it: new subscriptions, one-step renewals, holds,
-//! cancellations, the auto-renew flag, and the auto-renewal run.
+//! cancellations, the auto-renew flag, and the auto-renewal run (a job).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{AdminOnly, ApiJson, Auth, Number, OptionalJson, StaffOrAdmin, TermPath};
+use super::extract::{
+    AdminOnly, ApiJson, ApiQuery, Auth, Number, OptionalJson, StaffOrAdmin, TermPath,
+};
 use super::idempotency::Idempotent;
+use super::{AppState, jobs};
 use crate::domain::renewal::RenewalChanges;
 use crate::domain::term::Term;
+use crate::services::auto_renewal::AutoRenewals;
 use crate::services::renewals::{
     AutoRenewReport, CancelRequest, HoldRequest, NewSubscription, OrderView, Placed, RenewalHistory,
 };
+use crate::store::JobRecord;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -248,25 +252,41 @@ struct AutoRenewRun {
     within_days: Option<u32>,
 }
 
-/// Renews every auto-renew term ending within the window (and any missed within the grace
-/// period). Safe to run again: a term is never renewed twice. The same job runs from the
-/// CLI as `masthead renew-due`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct AutoRenewQuery {
+    /// Answer with the report once the run has finished, if it finishes within this many
+    /// seconds (0 to 20); otherwise (and without `wait`) the answer is the queued job.
+    #[param(minimum = 0, maximum = 20)]
+    wait: Option<u64>,
+}
+
+/// Queues a job that renews every auto-renew term ending within the window (and any missed
+/// within the grace period); any host runs it. While one is queued or running (the daily one
+/// too), that one is answered instead, whatever its window. Safe to run again: a term is
+/// never renewed twice. The same job runs from the CLI as `masthead renew-due`.
 #[utoipa::path(
     post,
     path = "/api/v1/renewals/auto",
     tag = "renewals",
+    params(AutoRenewQuery),
     request_body(content = Option<AutoRenewRun>, description = "Optional window"),
     security(("api_key" = ["admin"])),
     responses(
-        (status = 200, body = AutoRenewReport),
+        (status = 200, body = AutoRenewReport, description = "With `wait`: the run finished within it"),
+        (status = 202, body = JobRecord, description = "The auto-renewal job, queued or running (or ended without success after `wait`: see its state and error)",
+            headers(("Location" = String, description = "The job, to follow with `GET /api/v1/jobs/{id}?wait=`"))),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn run_auto_renewal(
     State(state): State<AppState>,
     auth: Auth<AdminOnly>,
+    ApiQuery(query): ApiQuery<AutoRenewQuery>,
     OptionalJson(run): OptionalJson<AutoRenewRun>,
-) -> ApiResult<Json<AutoRenewReport>> {
+) -> ApiResult<Response> {
+    let wait = jobs::wait_of(query.wait)?;
     let days = run.within_days.unwrap_or(14);
     if !(1..=90).contains(&days) {
         return Err(ApiError::invalid(crate::domain::FieldErrors::single(
@@ -274,9 +294,6 @@ async fn run_auto_renewal(
             "renew terms ending within 1 to 90 days",
         )));
     }
-    let report = state
-        .circulation
-        .auto_renew(auth.caller.actor, days)
-        .await?;
-    Ok(Json(report))
+    let job = state.auto_renewals.start(&auth.caller.actor, days).await?;
+    jobs::follow(&state, job, wait, async |job| Ok(AutoRenewals::report(job))).await
 }

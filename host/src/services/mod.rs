@@ -8,6 +8,7 @@ pub mod clock;
 pub mod clubs;
 pub mod complaints;
 pub mod demo;
+pub mod imports;
 pub mod jobs;
 pub mod keys;
 pub mod legacy;

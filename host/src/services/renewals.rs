@@ -159,7 +159,7 @@ pub struct CancelRequest {
 }
 
 /// What the auto-renewal job did.
-#[derive(Debug, Default, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct AutoRenewReport {
     /// Terms ending in this window were considered.
     pub from: Option<NaiveDate>,
@@ -168,7 +168,7 @@ pub struct AutoRenewReport {
     pub failed: Vec<AutoRenewFailure>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AutoRenewFailure {
     #[schema(value_type = String)]
     pub subscriber: SubscriberNumber,

@@ -12,6 +12,7 @@ mod bulk;
 mod catalogue;
 mod clubs;
 mod events;
+mod imports;
 mod interactions;
 mod jobs;
 mod keys;
@@ -36,6 +37,7 @@ pub use bulk::*;
 pub use catalogue::*;
 pub use clubs::*;
 pub use events::*;
+pub use imports::*;
 pub use interactions::*;
 pub use jobs::*;
 pub use keys::*;
@@ -60,6 +62,10 @@ pub enum StoreError {
     Database(sqlx::Error),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    /// The write names a claim of a job that another host holds now (this one was presumed
+    /// dead): nothing was written.
+    #[error("job {0} is held by another host now; this host's claim no longer holds")]
+    Fenced(i64),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -94,6 +100,7 @@ pub trait Store:
     + EventStore
     + BackupStore
     + JobStore
+    + ImportStore
 {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;

@@ -20,6 +20,8 @@ mod catalogue;
 mod clubs;
 #[path = "events/sql.rs"]
 mod events;
+#[path = "imports/sql.rs"]
+mod imports;
 #[path = "interactions/sql.rs"]
 mod interactions;
 #[path = "jobs/sql.rs"]

@@ -87,7 +87,11 @@ impl From<Stop> for JobError {
 
 impl From<StoreError> for JobError {
     fn from(e: StoreError) -> Self {
-        Self::Failed(e.to_string())
+        match e {
+            // A refused write is how a host learns it was presumed dead: it stops, quietly.
+            StoreError::Fenced(_) => Self::Stop(Stop::Lost),
+            other => Self::Failed(other.to_string()),
+        }
     }
 }
 
@@ -203,14 +207,43 @@ impl Jobs {
 
     /// Queues a job and wakes this host's runner; one of the same kind and subject queued or
     /// running already is a conflict.
-    pub async fn enqueue(&self, mut new: NewJob) -> ServiceResult<JobRecord> {
+    pub async fn enqueue(&self, new: NewJob) -> ServiceResult<JobRecord> {
+        self.enqueue_with(
+            new,
+            |store, new| async move { store.enqueue_job(new).await },
+        )
+        .await
+    }
+
+    /// Queues a job through `queue`, which stores it with what it needs in one transaction
+    /// (an import's file); otherwise as `enqueue`.
+    pub async fn enqueue_with<F, Queued>(
+        &self,
+        mut new: NewJob,
+        queue: F,
+    ) -> ServiceResult<JobRecord>
+    where
+        F: FnOnce(Arc<dyn Store>, NewJob) -> Queued,
+        Queued: Future<Output = Result<JobRecord, StoreError>>,
+    {
         new.at = self.wall.now();
-        let job = self.store.enqueue_job(new).await.map_err(|e| match e {
-            StoreError::Conflict(detail) => ServiceError::Conflict(detail),
-            other => other.into(),
-        })?;
+        let job = queue(Arc::clone(&self.store), new)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(detail) => ServiceError::Conflict(detail),
+                other => other.into(),
+            })?;
         self.wake.notify_one();
         Ok(job)
+    }
+
+    /// The job of a kind queued or running about the subject, if there is one.
+    pub async fn active(&self, kind: &str, subject: &str) -> ServiceResult<Option<JobRecord>> {
+        Ok(self
+            .of_subject(kind, subject, 5)
+            .await?
+            .into_iter()
+            .find(|job| !job.state.is_finished()))
     }
 
     /// Queues a scheduled job unless its period has one; `None` then.
@@ -276,12 +309,10 @@ impl Jobs {
 
     /// Cancels whatever job of the kind is queued or running about the subject.
     pub async fn cancel_subject(&self, kind: &str, subject: &str) -> ServiceResult<()> {
-        for job in self.of_subject(kind, subject, 5).await? {
-            if !job.state.is_finished() {
-                match self.cancel(job.id).await {
-                    Ok(_) | Err(ServiceError::Conflict(_)) => {}
-                    Err(e) => return Err(e),
-                }
+        if let Some(job) = self.active(kind, subject).await? {
+            match self.cancel(job.id).await {
+                Ok(_) | Err(ServiceError::Conflict(_)) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())

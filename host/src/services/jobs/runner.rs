@@ -181,22 +181,20 @@ impl Runner {
 }
 
 /// Extends the lease every heartbeat; answers when the job must stop: it was cancelled or
-/// taken over, or heartbeats failed until the lease is about to run out (before another
-/// host may claim it).
+/// taken over, or a heartbeat failed and the lease would run out before the next one (when
+/// another host may claim the job).
 async fn heartbeat(jobs: &Jobs, fence: &Fence) -> Stop {
     let settings = jobs.settings();
     let mut ticks = tokio::time::interval(settings.heartbeat);
+    // A slow beat delays the next one; it does not bring a burst of catching up.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
-    let mut held = tokio::time::Instant::now();
+    // When the lease last ran from: the claim, then each beat that held, timed from before it
+    // was sent (the lease it asked for runs from then, however long its answer took).
+    let mut extended = tokio::time::Instant::now();
     loop {
         ticks.tick().await;
-        if held.elapsed() + settings.heartbeat >= settings.lease {
-            tracing::warn!(
-                job = fence.job,
-                "heartbeats failed until the lease nearly ran out; stopping"
-            );
-            return Stop::Lost;
-        }
+        let sent = tokio::time::Instant::now();
         let now = SystemClock.now();
         match jobs
             .store()
@@ -205,7 +203,7 @@ async fn heartbeat(jobs: &Jobs, fence: &Fence) -> Stop {
         {
             Ok(Beat::Held {
                 cancel_requested: false,
-            }) => held = tokio::time::Instant::now(),
+            }) => extended = sent,
             Ok(Beat::Held {
                 cancel_requested: true,
             }) => return Stop::Cancelled,
@@ -216,7 +214,16 @@ async fn heartbeat(jobs: &Jobs, fence: &Fence) -> Stop {
                 );
                 return Stop::Lost;
             }
-            Err(e) => tracing::warn!(job = fence.job, error = %e, "could not extend a lease"),
+            Err(e) => {
+                tracing::warn!(job = fence.job, error = %e, "could not extend a lease");
+                if extended.elapsed() + settings.heartbeat >= settings.lease {
+                    tracing::warn!(
+                        job = fence.job,
+                        "the lease runs out before the next heartbeat; stopping"
+                    );
+                    return Stop::Lost;
+                }
+            }
         }
     }
 }

@@ -14,8 +14,9 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -23,12 +24,13 @@ use utoipa::ToSchema;
 
 use self::rows::{Owner, ParsedSubscriber, ParsedTerm, SubscriberRow, TermRow, reason};
 use super::clock::Clock;
+use super::jobs::Stop;
 use crate::domain::CountryCode;
 use crate::domain::money::Currency;
 use crate::domain::publication::PublicationCode;
 use crate::domain::search::{SearchTerm, TermKind};
 use crate::store::{
-    Actor, AuditEntry, ImportedSubscriber, ImportedTerm, KnownSubscriber, NewTerm, Store,
+    Actor, AuditEntry, Fence, ImportedSubscriber, ImportedTerm, KnownSubscriber, NewTerm, Store,
     StoreError, SubscriberBatch,
 };
 pub use export::{export_subscribers, export_terms};
@@ -77,6 +79,34 @@ const REQUIRED_TERM_COLUMNS: &[&str] = &[
     "price_paid",
 ];
 
+/// Which of the two files an import reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportFile {
+    /// `subscribers.csv`: the readers.
+    Subscribers,
+    /// `terms.csv`: every term they paid for.
+    Terms,
+}
+
+impl ImportFile {
+    /// `subscribers` or `terms`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Subscribers => "subscribers",
+            Self::Terms => "terms",
+        }
+    }
+
+    /// The columns a file may have, and those it must.
+    fn columns(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Self::Subscribers => (SUBSCRIBER_COLUMNS, &[]),
+            Self::Terms => (TERM_COLUMNS, REQUIRED_TERM_COLUMNS),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
     /// Check and match everything, write nothing.
@@ -95,7 +125,7 @@ impl Default for ImportOptions {
 }
 
 /// A row that was not imported.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Rejection {
     /// The physical line of the file on which the row starts (the header is line 1), in LF
     /// and CRLF files alike, for a row whose quoted fields span lines too.
@@ -104,7 +134,7 @@ pub struct Rejection {
 }
 
 /// What an import did with a file.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct ImportReport {
     pub dry_run: bool,
     pub rows: u64,
@@ -120,10 +150,19 @@ pub struct ImportReport {
     pub batches: u64,
 }
 
-/// Receives each rejection as it happens, and progress in bytes read.
+/// Receives each rejection as it happens, and hears between batches how far the import is.
+#[async_trait]
 pub trait ImportObserver: Send {
     fn rejected(&mut self, rejection: Rejection);
-    fn progress(&mut self, _bytes: u64) {}
+    /// Called between batches, once the batch before has been written: `bytes` of the file
+    /// are read and checked. An error stops the import there; the batches written stay.
+    async fn between_batches(
+        &mut self,
+        _bytes: u64,
+        _report: &ImportReport,
+    ) -> Result<(), ImportError> {
+        Ok(())
+    }
 }
 
 /// Keeps rejections in memory, for an HTTP answer.
@@ -145,6 +184,18 @@ pub enum ImportError {
     Store(#[from] StoreError),
     #[error("the task writing a batch stopped: {0}")]
     Writer(String),
+    /// The file could not be read to its end (not the file's fault: its source failed).
+    #[error("the file could not be read: {0}")]
+    Read(String),
+    /// The observer stopped the import between batches (a job cancelled or taken over).
+    #[error("the import was stopped between batches")]
+    Stopped(Stop),
+}
+
+impl From<Stop> for ImportError {
+    fn from(stop: Stop) -> Self {
+        Self::Stopped(stop)
+    }
 }
 
 /// A term's reader, title and start: the same three are the same term.
@@ -249,6 +300,8 @@ pub struct Importer {
     home: CountryCode,
     currency: Currency,
     actor: Actor,
+    /// The claim of the job running the import: its writes land only while it holds.
+    fence: Option<Fence>,
 }
 
 impl Importer {
@@ -265,6 +318,27 @@ impl Importer {
             home,
             currency,
             actor,
+            fence: None,
+        }
+    }
+
+    /// The same importer, writing each batch only while the job's claim holds.
+    pub fn fenced(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// Imports either file: the one path of `masthead import` and of the import jobs.
+    pub async fn import(
+        &self,
+        file: ImportFile,
+        input: impl Read + Send + 'static,
+        options: &ImportOptions,
+        observer: &mut dyn ImportObserver,
+    ) -> Result<ImportReport, ImportError> {
+        match file {
+            ImportFile::Subscribers => self.import_subscribers(input, options, observer).await,
+            ImportFile::Terms => self.import_terms(input, options, observer).await,
         }
     }
 
@@ -278,8 +352,7 @@ impl Importer {
         let mut batches = read_batches(
             input,
             options.batch_size,
-            SUBSCRIBER_COLUMNS,
-            &[],
+            ImportFile::Subscribers,
             move |r: SubscriberRow| r.parse(home).map_err(|e| reason(&e)),
         );
         let mut report = ImportReport {
@@ -292,12 +365,12 @@ impl Importer {
         while let Some(batch) = batches.recv().await {
             let batch = match batch {
                 Ok(batch) => batch,
-                Err(why) => {
+                Err(e) => {
                     InFlight::finish_all(in_flight, &mut report).await?;
-                    return Err(ImportError::BadFile(why));
+                    return Err(e);
                 }
             };
-            observer.progress(batch.bytes);
+            let bytes = batch.bytes;
             let prepared = self
                 .subscriber_batch(batch.rows, &seen_before, &mut report, observer)
                 .await;
@@ -306,6 +379,7 @@ impl Importer {
             let written = InFlight::finish_all(in_flight.take(), &mut report).await;
             let (prepared, seen) = prepared?;
             written?;
+            observer.between_batches(bytes, &report).await?;
             self.keep_statistics_fresh(&report, &mut analysed).await?;
             seen_before = seen;
             if prepared.new.is_empty() && prepared.tag.is_empty() {
@@ -321,9 +395,10 @@ impl Importer {
             };
             let store = Arc::clone(&self.store);
             let commit = !options.dry_run;
+            let fence = self.fence.clone();
             in_flight = Some(InFlight::start(prepared.new.len() as u64, async move {
                 store
-                    .import_subscribers(&prepared, audit, commit)
+                    .import_subscribers(&prepared, audit, fence.as_ref(), commit)
                     .await
                     .map(drop)
             }));
@@ -532,8 +607,7 @@ impl Importer {
         let mut batches = read_batches(
             input,
             options.batch_size,
-            TERM_COLUMNS,
-            REQUIRED_TERM_COLUMNS,
+            ImportFile::Terms,
             move |r: TermRow| r.parse(currency).map_err(|e| reason(&e)),
         );
         let publications: HashMap<PublicationCode, i64> = self
@@ -554,12 +628,12 @@ impl Importer {
         while let Some(batch) = batches.recv().await {
             let batch = match batch {
                 Ok(batch) => batch,
-                Err(why) => {
+                Err(e) => {
                     InFlight::finish_all(in_flight, &mut report).await?;
-                    return Err(ImportError::BadFile(why));
+                    return Err(e);
                 }
             };
-            observer.progress(batch.bytes);
+            let bytes = batch.bytes;
             let prepared = self
                 .term_batch(
                     batch.rows,
@@ -572,6 +646,7 @@ impl Importer {
             let written = InFlight::finish_all(in_flight.take(), &mut report).await;
             let (terms, keys) = prepared?;
             written?;
+            observer.between_batches(bytes, &report).await?;
             self.keep_statistics_fresh(&report, &mut analysed).await?;
             written_before = keys;
             if terms.is_empty() {
@@ -579,8 +654,9 @@ impl Importer {
             }
             let store = Arc::clone(&self.store);
             let commit = !options.dry_run;
+            let (fence, at) = (self.fence.clone(), self.clock.now());
             in_flight = Some(InFlight::start(terms.len() as u64, async move {
-                store.import_terms(&terms, commit).await
+                store.import_terms(&terms, at, fence.as_ref(), commit).await
             }));
         }
         InFlight::finish_all(in_flight, &mut report).await?;
@@ -704,14 +780,48 @@ fn reject(report: &mut ImportReport, observer: &mut dyn ImportObserver, line: u6
     observer.rejected(Rejection { line, reason });
 }
 
+/// Checks that the file starts with a header of the file's columns, reading no further: what
+/// is wrong with it, if anything. An import refuses such a file before it reads any row.
+pub fn check_header(file: ImportFile, input: impl Read) -> Result<(), String> {
+    read_header(&mut csv_reader(input), file).map(drop)
+}
+
+fn csv_reader<R: Read>(input: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(input)
+}
+
+/// The header, if it names the file's columns (in any order) and every required one.
+fn read_header<R: Read>(
+    reader: &mut csv::Reader<R>,
+    file: ImportFile,
+) -> Result<csv::StringRecord, String> {
+    let (known, required) = file.columns();
+    let header = reader
+        .headers()
+        .map_err(|e| format!("the file cannot be read as CSV: {e}"))?
+        .clone();
+    if let Some(unknown) = header.iter().find(|h| !known.contains(h)) {
+        return Err(format!(
+            "unknown column `{unknown}`; the columns are {}",
+            known.join(", ")
+        ));
+    }
+    if let Some(missing) = required.iter().find(|r| !header.iter().any(|h| h == **r)) {
+        return Err(format!("the required column `{missing}` is missing"));
+    }
+    Ok(header)
+}
+
 /// Parses the CSV on a blocking thread, `size` rows a batch, checking the header first.
 fn read_batches<Row, Parsed>(
     input: impl Read + Send + 'static,
     size: usize,
-    known: &'static [&'static str],
-    required: &'static [&'static str],
+    file: ImportFile,
     parse: impl Fn(Row) -> Result<Parsed, String> + Send + 'static,
-) -> mpsc::Receiver<Result<Batch<Parsed>, String>>
+) -> mpsc::Receiver<Result<Batch<Parsed>, ImportError>>
 where
     Row: serde::de::DeserializeOwned,
     Parsed: Send + 'static,
@@ -719,29 +829,14 @@ where
     let (sender, receiver) = mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
         let (input, lines) = lines::counting(input);
-        let mut reader = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .flexible(false)
-            .from_reader(input);
-        let header = match reader.headers() {
-            Ok(h) => h.clone(),
-            Err(e) => {
-                let _ = sender.blocking_send(Err(format!("the file cannot be read as CSV: {e}")));
+        let mut reader = csv_reader(input);
+        let header = match read_header(&mut reader, file) {
+            Ok(header) => header,
+            Err(why) => {
+                let _ = sender.blocking_send(Err(ImportError::BadFile(why)));
                 return;
             }
         };
-        if let Some(unknown) = header.iter().find(|h| !known.contains(h)) {
-            let _ = sender.blocking_send(Err(format!(
-                "unknown column `{unknown}`; the columns are {}",
-                known.join(", ")
-            )));
-            return;
-        }
-        if let Some(missing) = required.iter().find(|r| !header.iter().any(|h| h == **r)) {
-            let _ =
-                sender.blocking_send(Err(format!("the required column `{missing}` is missing")));
-            return;
-        }
         let mut rows = Vec::with_capacity(size);
         let mut record = csv::StringRecord::new();
         loop {
@@ -757,6 +852,11 @@ where
                         .map_err(|e| strip_position(&e.to_string()))
                         .and_then(&parse);
                     rows.push((line, row));
+                }
+                // The source failed, not the row: nothing after it can be trusted.
+                Err(e) if e.is_io_error() => {
+                    let _ = sender.blocking_send(Err(ImportError::Read(e.to_string())));
+                    return;
                 }
                 Err(e) => rows.push((
                     line,

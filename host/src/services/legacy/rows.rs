@@ -86,13 +86,44 @@ fn column_of(field: &str) -> &str {
     }
 }
 
+/// Columns whose values are personal data. A rejection names the column but never quotes
+/// what it held: rejections are kept with their import job long after the file is gone.
+const PERSONAL_COLUMNS: &[&str] = &[
+    "given_name",
+    "family_name",
+    "organisation_name",
+    "email",
+    "phone",
+    "street",
+    "postal_code",
+    "city",
+    "region",
+    "birth_date",
+];
+
 /// One sentence from the field errors of a row.
 pub fn reason(errors: &FieldErrors) -> String {
     errors
         .iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
+        .map(|e| {
+            if PERSONAL_COLUMNS.contains(&e.field.as_str()) {
+                format!("{}: {}", e.field, unquoted(&e.message))
+            } else {
+                format!("{}: {}", e.field, e.message)
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The message with its quoted value (from the first backtick to the last) left out.
+fn unquoted(message: &str) -> String {
+    match (message.find('`'), message.rfind('`')) {
+        (Some(first), Some(last)) if first < last => {
+            format!("{}the value{}", &message[..first], &message[last + 1..])
+        }
+        _ => message.to_owned(),
+    }
 }
 
 impl SubscriberRow {

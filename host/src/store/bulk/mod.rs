@@ -2,9 +2,9 @@
 //! backends run.
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{AuditEntry, NewTerm, StoreResult, Subscriber};
+use super::{AuditEntry, Fence, NewTerm, StoreResult, Subscriber};
 use crate::domain::search::SearchTerm;
 use crate::domain::term::Term;
 use crate::domain::{Profile, SubscriberNumber};
@@ -22,11 +22,13 @@ pub trait BulkStore: Send + Sync {
         terms: &[String],
     ) -> StoreResult<Vec<(String, KnownSubscriber)>>;
     /// Writes one batch in one transaction (or, for a dry run, rolls it back); returns the
-    /// sequences given to the new readers, in order.
+    /// sequences given to the new readers, in order. With a fence (an import job's claim),
+    /// nothing is written once the claim no longer holds (`StoreError::Fenced`).
     async fn import_subscribers(
         &self,
         batch: &SubscriberBatch,
         audit: AuditEntry,
+        fence: Option<&Fence>,
         commit: bool,
     ) -> StoreResult<Vec<i64>>;
     /// Which `(subscriber, publication, start)` already have a term.
@@ -34,7 +36,14 @@ pub trait BulkStore: Send + Sync {
         &self,
         keys: &[(i64, i64, NaiveDate)],
     ) -> StoreResult<Vec<(i64, i64, NaiveDate)>>;
-    async fn import_terms(&self, terms: &[ImportedTerm], commit: bool) -> StoreResult<()>;
+    /// Writes one batch of terms, created at `at`, like `import_subscribers`.
+    async fn import_terms(
+        &self,
+        terms: &[ImportedTerm],
+        at: DateTime<Utc>,
+        fence: Option<&Fence>,
+        commit: bool,
+    ) -> StoreResult<()>;
     /// Subscribers that are not merged, by sequence after `after`.
     async fn export_subscribers(
         &self,

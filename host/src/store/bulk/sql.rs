@@ -4,11 +4,12 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::FromRow;
 use sqlx::types::Json;
 
 use super::audit::insert_audit;
+use super::jobs::fenced_in;
 use super::subscribers::{CARD_COLUMNS, CardRow, LIVE, ProfileColumns};
 use super::terms::{TERM_COLUMNS, TermRow};
 use super::{Connection, Db, Query};
@@ -16,7 +17,7 @@ use crate::domain::search::TermKind;
 use crate::domain::{Consents, SubscriberNumber};
 use crate::store::backend::{Backend, SqlStore, enum_text};
 use crate::store::{
-    AuditEntry, BulkStore, ExportedSubscriber, ExportedTerm, ImportedTerm, KnownSubscriber,
+    AuditEntry, BulkStore, ExportedSubscriber, ExportedTerm, Fence, ImportedTerm, KnownSubscriber,
     StoreResult, SubscriberBatch,
 };
 
@@ -29,7 +30,7 @@ fn placeholders(from: usize, count: usize) -> String {
 }
 
 /// `(p1, p2), (p3, p4), ...`: `rows` groups of `width` parameters.
-fn value_rows(rows: usize, width: usize) -> String {
+pub(super) fn value_rows(rows: usize, width: usize) -> String {
     (0..rows)
         .map(|r| format!("({})", placeholders(r * width + 1, width)))
         .collect::<Vec<_>>()
@@ -201,9 +202,13 @@ impl BulkStore for SqlStore<Db> {
         &self,
         batch: &SubscriberBatch,
         audit: AuditEntry,
+        fence: Option<&Fence>,
         commit: bool,
     ) -> StoreResult<Vec<i64>> {
         let mut tx = self.write.begin().await?;
+        if let Some(fence) = fence {
+            fenced_in(&mut tx, fence).await?;
+        }
         // Numbers the file gives are taken out of the sequence's way first, so that no id
         // reserved next, here or by another writer, is one of them.
         if let Some(highest) = batch.new.iter().filter_map(|r| r.number).max() {
@@ -349,9 +354,17 @@ impl BulkStore for SqlStore<Db> {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn import_terms(&self, terms: &[ImportedTerm], commit: bool) -> StoreResult<()> {
-        let now = Utc::now();
+    async fn import_terms(
+        &self,
+        terms: &[ImportedTerm],
+        now: DateTime<Utc>,
+        fence: Option<&Fence>,
+        commit: bool,
+    ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
+        if let Some(fence) = fence {
+            fenced_in(&mut tx, fence).await?;
+        }
         let sql = ChunkSql::new(
             (
                 "INSERT INTO terms (subscriber_id, publication_id, format, months, start_date, \

@@ -7,10 +7,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::FromRow;
 
 use super::audit::insert_audit;
-use super::jobs::hold_in;
+use super::bulk::value_rows;
+use super::jobs::fenced_in;
 use super::{Connection, Db};
 use crate::domain::club::{ClubDraft, Override, TierMove};
-use crate::store::backend::{Backend, SqlStore, enum_text, parse_enum};
+use crate::store::backend::{SqlStore, enum_text, parse_enum};
 use crate::store::replica::Freshness;
 use crate::store::{
     AuditEntry, ClubRecord, ClubStore, Fence, Membership, NewOverride, OverrideRecord, StoreError,
@@ -141,17 +142,6 @@ impl OverrideRow {
             },
         ))
     }
-}
-
-/// `rows` tuples of `width` parameters each, numbered in the order they are bound.
-fn values(rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let params: Vec<String> = (1..=width).map(|k| Db::param(row * width + k)).collect();
-            format!("({})", params.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn definition_text(definition: &ClubDraft) -> String {
@@ -297,12 +287,8 @@ impl ClubStore for SqlStore<Db> {
     ) -> StoreResult<()> {
         let today = at.date_naive();
         let mut tx = self.write.begin().await?;
-        if let Some(fence) = fence
-            && !hold_in(&mut tx, fence).await?
-        {
-            return Err(StoreError::Conflict(
-                "another host holds this recomputation now".into(),
-            ));
+        if let Some(fence) = fence {
+            fenced_in(&mut tx, fence).await?;
         }
         let (held, gone): (Vec<&TierUpdate>, Vec<&TierUpdate>) =
             updates.iter().partition(|u| u.tier.is_some());
@@ -315,7 +301,7 @@ impl ClubStore for SqlStore<Db> {
                  THEN club_memberships.tier_since ELSE excluded.tier_since END, \
                  because = excluded.because, overridden = excluded.overridden, \
                  evaluated_at = excluded.evaluated_at",
-                values(chunk.len(), 8)
+                value_rows(chunk.len(), 8)
             );
             let mut query = sqlx::query(&sql);
             for u in chunk {
@@ -343,7 +329,7 @@ impl ClubStore for SqlStore<Db> {
             let sql = format!(
                 "INSERT INTO tier_changes (club_id, subscriber_id, move, from_tier, to_tier, \
                  because, by_name, on_day, at) VALUES {}",
-                values(chunk.len(), 9)
+                value_rows(chunk.len(), 9)
             );
             let mut query = sqlx::query(&sql);
             for u in chunk {

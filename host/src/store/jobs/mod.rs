@@ -52,7 +52,7 @@ pub struct NewJob {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct JobRecord {
     pub id: i64,
-    /// `segment_refresh`, `club_recompute` or `auto_renewal`.
+    /// `segment_refresh`, `club_recompute`, `auto_renewal` or `import`.
     pub kind: String,
     /// What it works on, e.g. `segment:12`; empty for the whole readership.
     pub subject: String,

@@ -101,18 +101,8 @@ impl From<RunRow> for JobRun {
 impl JobStore for SqlStore<Db> {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn enqueue_job(&self, new: NewJob) -> StoreResult<JobRecord> {
-        let sql = insert_sql("");
-        let row: JobRow = bind_new(sqlx::query_as(&sql), &new)
-            .fetch_one(&self.write)
-            .await
-            .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!(
-                    "a {} job for this is already queued or running; wait for it to finish",
-                    new.kind
-                )),
-                other => other,
-            })?;
-        row.try_into()
+        let mut conn = self.write.acquire().await?;
+        enqueue_in(&mut conn, &new).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -310,6 +300,23 @@ impl JobStore for SqlStore<Db> {
     }
 }
 
+/// Queues a job inside the caller's transaction, so that what the job needs (an import's
+/// file) lands with it; one of the same kind and subject queued or running is a conflict.
+pub(super) async fn enqueue_in(conn: &mut Connection, new: &NewJob) -> StoreResult<JobRecord> {
+    let sql = insert_sql("");
+    let row: JobRow = bind_new(sqlx::query_as(&sql), new)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "a {} job for this is already queued or running; wait for it to finish",
+                new.kind
+            )),
+            other => other,
+        })?;
+    row.try_into()
+}
+
 fn insert_sql(on_conflict: &str) -> String {
     format!(
         "INSERT INTO jobs (kind, subject, period, arguments, state, total, created_by, \
@@ -397,4 +404,13 @@ pub(super) async fn hold_in(conn: &mut Connection, fence: &Fence) -> StoreResult
     .fetch_optional(&mut *conn)
     .await?;
     Ok(held.is_some())
+}
+
+/// Refuses the caller's writes (`StoreError::Fenced`) unless the fence holds; see `hold_in`.
+pub(super) async fn fenced_in(conn: &mut Connection, fence: &Fence) -> StoreResult<()> {
+    if hold_in(conn, fence).await? {
+        Ok(())
+    } else {
+        Err(StoreError::Fenced(fence.job))
+    }
 }
