@@ -299,10 +299,7 @@ impl Application {
             backend = self.store.backend(),
             "masthead is serving"
         );
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the HTTP server failed")?;
+        http::server::serve(self.listener, self.router, shutdown).await;
         // Running jobs are given back, to be taken up by another host (or the next start).
         let _ = self.stop_runner.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.runner).await;

@@ -11,6 +11,7 @@ use masthead::cli::{self, Cli};
 use masthead::startup::Application;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::helpers::{
     TestApp, empty_database, empty_sqlite_database, person, postgres_server, spawn_app,
@@ -298,4 +299,64 @@ async fn a_restore_refuses_a_database_with_data_and_a_damaged_or_foreign_file() 
     masthead(&target.url, &["restore", text(&file)])
         .await
         .expect("restore");
+}
+
+/// `backup` with one more row after its last: every value null, which a table's `NOT NULL`
+/// columns refuse; the counts and the checksum are made again, so the file itself is whole.
+fn with_a_bad_last_row(backup: &str) -> String {
+    let mut lines: Vec<String> = backup.lines().map(str::to_owned).collect();
+    let end: Value = serde_json::from_str(&lines.pop().expect("the closing line")).expect("json");
+    let last = lines
+        .iter()
+        .rposition(|l| l.starts_with('['))
+        .expect("a row");
+    let width = serde_json::from_str::<Vec<Value>>(&lines[last])
+        .expect("a row")
+        .len();
+    lines.insert(last + 1, Value::Array(vec![Value::Null; width]).to_string());
+    let mut hasher = Sha256::new();
+    for line in &lines {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+    }
+    let rows = end["end"]["rows"].as_u64().expect("rows") + 1;
+    let end = json!({ "end": {
+        "tables": end["end"]["tables"],
+        "rows": rows,
+        "sha256": format!("{:x}", hasher.finalize()),
+    }});
+    lines.push(end.to_string());
+    lines.join("\n") + "\n"
+}
+
+#[tokio::test]
+async fn a_restore_that_fails_at_its_last_row_leaves_the_database_empty() {
+    // Arrange: a backup of a publisher, and a copy whose very last row is refused.
+    let app = spawn_app().await;
+    let numbers = circulation(&app).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (good, bad) = (
+        dir.path().join("good.backup"),
+        dir.path().join("bad.backup"),
+    );
+    let source = app.config.database_url.clone().expect("url");
+    masthead(&source, &["backup", text(&good)])
+        .await
+        .expect("backup");
+    let contents = std::fs::read_to_string(&good).expect("read");
+    std::fs::write(&bad, with_a_bad_last_row(&contents)).expect("write");
+    let target = empty_database().await;
+
+    // Act: every row before the bad one is loaded, then the bad one is refused.
+    let failed = masthead(&target.url, &["restore", text(&bad)]).await;
+
+    // Assert: nothing stayed; the database takes the good backup (which a restore does only
+    // into a database without a row in any table) and serves it whole.
+    let why = format!("{:#}", failed.expect_err("the bad row is refused"));
+    assert!(why.contains("nothing was written"), "{why}");
+    masthead(&target.url, &["restore", text(&good)])
+        .await
+        .expect("the good backup restores into the same database");
+    let address = serve(&app, &target.url).await;
+    assert_same_readers(&app, &address, &numbers).await;
 }

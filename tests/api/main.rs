@@ -25,6 +25,7 @@ mod privacy;
 mod profile_rules;
 mod renewals;
 mod replica;
+mod request_heads;
 mod search;
 mod standby;
 mod subscribers;

@@ -167,3 +167,47 @@ async fn decomposed_text_is_stored_composed_and_found_either_way() {
     );
     assert_eq!(found(&app, "Poulain").await["given_name"], "Am\u{e9}lie");
 }
+
+#[tokio::test]
+async fn a_birth_date_is_checked_against_the_service_clock_on_the_api_and_the_import() {
+    let app = spawn_app().await;
+    let born =
+        |date: &str| json!({ "given_name": "Bea", "family_name": "Born", "birth_date": date });
+
+    // Ten years ahead of the wall clock, a child born nine years ahead is in the past.
+    app.set_today("2036-06-15");
+    let card = app.create(born("2035-01-01")).await;
+    assert_eq!(card["birth_date"], "2035-01-01");
+    let too_old = problem(
+        app.post("/api/v1/subscribers", &app.staff, &born("1905-12-31"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(too_old["errors"][0]["field"], "birth_date", "{too_old}");
+
+    // Back in 2001, a birth date of 2010 has not happened yet, on the API ...
+    app.set_today("2001-03-01");
+    let future = problem(
+        app.post("/api/v1/subscribers", &app.staff, &born("2010-05-05"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(future["errors"][0]["field"], "birth_date", "{future}");
+    assert!(
+        future["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("past 130 years")),
+        "{future}"
+    );
+    // ... and in the import, while one born in 1990 is taken.
+    let readers = "legacy_id,given_name,family_name,birth_date\n\
+        B-1,Bea,Later,2010-05-05\n\
+        B-2,Bea,Earlier,1990-05-05\n";
+    let answer = import(&app, "subscribers", readers).await;
+    let rejections = answer["rejections"].as_array().expect("rejections");
+    assert_eq!(rejections.len(), 1, "{answer}");
+    let reason = rejections[0]["reason"].as_str().expect("reason");
+    assert!(reason.starts_with("birth_date: "), "{reason}");
+}

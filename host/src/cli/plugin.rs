@@ -155,11 +155,12 @@ pub async fn run(command: PluginCommand, config: &Config) -> anyhow::Result<()> 
 async fn manage(command: PluginCommand, config: &Config) -> anyhow::Result<()> {
     let store = store::open(&config.database_url()).await?;
     let (audit, audit_task) = AuditLog::start(Arc::clone(&store));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let plugins = Plugins::new(
         Arc::clone(&store),
         audit.clone(),
         Arc::new(runtime(config)?),
-        Arc::new(SystemClock),
+        Arc::clone(&clock),
         config.plugins.failure_threshold,
     );
     let caller = Caller {
@@ -169,7 +170,7 @@ async fn manage(command: PluginCommand, config: &Config) -> anyhow::Result<()> {
             role: crate::domain::Role::Admin,
         },
         request_id: None,
-        now: chrono::Utc::now(),
+        now: clock.now(),
     };
     let result = match command {
         PluginCommand::Upload { package, grant_pii } => {

@@ -242,7 +242,8 @@ mod tests {
             }],
             ..Default::default()
         };
-        let profile = Profile::parse(draft, gb()).unwrap();
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 6, 15).unwrap();
+        let profile = Profile::parse(draft, gb(), today).unwrap();
         let terms: Vec<_> = terms_for(&profile)
             .into_iter()
             .map(|t| format!("{}:{}", t.kind.as_str(), t.term))

@@ -203,8 +203,13 @@ pub struct ProfileDraft {
 pub struct Profile(ProfileDraft);
 
 impl Profile {
-    /// Checks every field, collecting all problems, and normalises contacts.
-    pub fn parse(mut draft: ProfileDraft, home: CountryCode) -> Result<Self, FieldErrors> {
+    /// Checks every field, collecting all problems, and normalises contacts; `today` (by the
+    /// service's clock) bounds the birth date.
+    pub fn parse(
+        mut draft: ProfileDraft,
+        home: CountryCode,
+        today: NaiveDate,
+    ) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::default();
         for (field, value) in [
             ("given_name", &mut draft.given_name),
@@ -226,7 +231,6 @@ impl Profile {
             _ => {}
         }
         if let Some(born) = draft.birth_date {
-            let today = chrono::Utc::now().date_naive();
             if born > today || born.year() < today.year() - 130 {
                 errors.add(
                     "birth_date",
@@ -524,6 +528,10 @@ mod tests {
         CountryCode::parse("GB").unwrap()
     }
 
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 6, 15).unwrap()
+    }
+
     fn person(given: &str, family: &str) -> ProfileDraft {
         ProfileDraft {
             given_name: Some(given.into()),
@@ -534,14 +542,14 @@ mod tests {
 
     #[test]
     fn a_minimal_person_parses_and_trims() {
-        let p = Profile::parse(person("  Anna ", "Smith"), gb()).unwrap();
+        let p = Profile::parse(person("  Anna ", "Smith"), gb(), today()).unwrap();
         assert_eq!(p.display_name(), "Anna Smith");
         assert_eq!(p.name_words(), ["anna", "smith"]);
     }
 
     #[test]
     fn chinese_names_display_family_first() {
-        let p = Profile::parse(person("小明", "王"), gb()).unwrap();
+        let p = Profile::parse(person("小明", "王"), gb(), today()).unwrap();
         assert_eq!(p.display_name(), "王小明");
     }
 
@@ -554,7 +562,7 @@ mod tests {
         });
         draft.custom_attributes.insert("Bad Key".into(), 1.into());
         draft.status = SubscriberStatus::Merged;
-        let errors = Profile::parse(draft, gb()).unwrap_err();
+        let errors = Profile::parse(draft, gb(), today()).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -578,7 +586,7 @@ mod tests {
             region: None,
             country: None,
         });
-        let p = Profile::parse(draft, gb()).unwrap();
+        let p = Profile::parse(draft, gb(), today()).unwrap();
         let a = p.main_address().unwrap();
         assert_eq!(a.country.as_deref(), Some("GB"));
         assert_eq!(a.lines, ["1 High Street"]);
@@ -599,7 +607,7 @@ mod tests {
     fn address_errors(address: Address) -> Vec<String> {
         let mut draft = person("Anna", "Smith");
         draft.addresses.push(address);
-        match Profile::parse(draft, gb()) {
+        match Profile::parse(draft, gb(), today()) {
             Ok(_) => Vec::new(),
             Err(errors) => errors.iter().map(|e| e.field.clone()).collect(),
         }
@@ -621,7 +629,7 @@ mod tests {
         );
         let mut draft = person("Anna", "Smith");
         draft.addresses.push(address(&[], "", "", Some("fr")));
-        let p = Profile::parse(draft, gb()).unwrap();
+        let p = Profile::parse(draft, gb(), today()).unwrap();
         assert_eq!(p.main_address().unwrap().country.as_deref(), Some("FR"));
         assert_eq!(p.postal_code(), None);
     }
@@ -635,7 +643,7 @@ mod tests {
             "Du\u{308}sseldorf",
             None,
         ));
-        let p = Profile::parse(draft, gb()).unwrap();
+        let p = Profile::parse(draft, gb(), today()).unwrap();
         assert_eq!(p.display_name(), "Zo\u{eb} M\u{fc}ller");
         let a = p.main_address().unwrap();
         assert_eq!(a.lines, ["K\u{f6}nigsallee 1"]);
@@ -643,9 +651,25 @@ mod tests {
     }
 
     #[test]
+    fn a_birth_date_lies_in_the_past_130_years_of_the_given_day() {
+        let born = |date: &str| {
+            let mut draft = person("Anna", "Smith");
+            draft.birth_date = Some(date.parse().unwrap());
+            Profile::parse(draft, gb(), today()).map(|_| ())
+        };
+        assert!(born("2026-06-15").is_ok());
+        assert!(born("1896-01-01").is_ok());
+        for refused in ["2026-06-16", "1895-12-31"] {
+            let errors = born(refused).unwrap_err();
+            let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, ["birth_date"], "{refused}");
+        }
+    }
+
+    #[test]
     fn changed_fields_names_what_differs() {
-        let a = Profile::parse(person("Anna", "Smith"), gb()).unwrap();
-        let b = Profile::parse(person("Anna", "Jones"), gb()).unwrap();
+        let a = Profile::parse(person("Anna", "Smith"), gb(), today()).unwrap();
+        let b = Profile::parse(person("Anna", "Jones"), gb(), today()).unwrap();
         assert_eq!(b.changed_fields(&a), ["family_name"]);
     }
 }

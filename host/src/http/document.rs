@@ -166,7 +166,8 @@ const PROBLEMS: &[(u16, &str, &str)] = &[
     (
         414,
         "UriTooLong",
-        "The path and query are longer than 8 KiB",
+        "The path and query are longer than 8 KiB (past 64 KiB of request line, the \
+         connection answers it and closes)",
     ),
     (
         415,

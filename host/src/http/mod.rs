@@ -9,6 +9,7 @@ mod document;
 pub mod error;
 mod events;
 pub mod extract;
+mod heads;
 mod health;
 mod idempotency;
 mod imports;
@@ -21,6 +22,7 @@ mod publications;
 mod replica;
 mod search;
 mod segments;
+pub mod server;
 mod staff;
 mod subscribers;
 mod terms;
@@ -201,8 +203,8 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .with_state(state)
 }
 
-/// Refuses a request target longer than the document promises to read, as a problem. The
-/// connection layer has its own, higher limit (64 KiB), past which it answers 414 itself.
+/// Refuses a request target longer than the document promises to read, as a problem. Past
+/// 64 KiB the connection refuses the head itself, before it is parsed (`heads`).
 async fn refuse_long_uri(req: Request, next: Next) -> Response {
     let length = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if length > document::MAX_URI_BYTES {

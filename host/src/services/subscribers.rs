@@ -136,7 +136,7 @@ impl Registry {
         allow_duplicate: bool,
     ) -> ServiceResult<Subscriber> {
         let consent_errors = consent::check_changes(&consents).err().unwrap_or_default();
-        let profile = self.parse(draft, consent_errors).await?;
+        let profile = self.parse(caller, draft, consent_errors).await?;
         if !allow_duplicate {
             let candidates = self.duplicates_of(&profile, None).await?;
             if !candidates.is_empty() {
@@ -191,7 +191,7 @@ impl Registry {
         }
         let mut draft = current.profile.draft().clone();
         patch.apply(&mut draft);
-        let profile = self.parse(draft, FieldErrors::default()).await?;
+        let profile = self.parse(caller, draft, FieldErrors::default()).await?;
         let changed = profile.changed_fields(&current.profile);
         if changed.is_empty() {
             return Ok(current);
@@ -329,16 +329,17 @@ impl Registry {
             Some(s) => s,
         };
         let draft = fold_profiles(kept.profile.draft(), folded.profile.draft());
-        let profile = Profile::parse(draft, self.home).map_err(|errors| {
-            let detail: Vec<String> = errors
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect();
-            ServiceError::Conflict(format!(
-                "the merged card would be invalid ({}); edit one of the two first",
-                detail.join("; ")
-            ))
-        })?;
+        let profile =
+            Profile::parse(draft, self.home, caller.now.date_naive()).map_err(|errors| {
+                let detail: Vec<String> = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect();
+                ServiceError::Conflict(format!(
+                    "the merged card would be invalid ({}); edit one of the two first",
+                    detail.join("; ")
+                ))
+            })?;
         let audit = caller.audit(
             "subscriber.merge",
             Some(target),
@@ -402,9 +403,14 @@ impl Registry {
         })
     }
 
-    /// Checks a draft, and that its relationship manager is an active staff member; the
-    /// problems join those the caller already found.
-    async fn parse(&self, draft: ProfileDraft, mut errors: FieldErrors) -> ServiceResult<Profile> {
+    /// Checks a draft on the caller's day, and that its relationship manager is an active
+    /// staff member; the problems join those the caller already found.
+    async fn parse(
+        &self,
+        caller: &Caller,
+        draft: ProfileDraft,
+        mut errors: FieldErrors,
+    ) -> ServiceResult<Profile> {
         if let Some(id) = draft.relationship_manager
             && !self
                 .store
@@ -417,7 +423,7 @@ impl Registry {
                 "no active staff member has this id; see GET /api/v1/staff",
             );
         }
-        match Profile::parse(draft, self.home) {
+        match Profile::parse(draft, self.home, caller.now.date_naive()) {
             Ok(profile) if errors.is_empty() => Ok(profile),
             Ok(_) => Err(ServiceError::Invalid(errors)),
             Err(more) => {

@@ -267,6 +267,12 @@ impl BackupStore for SqlStore<Sqlite> {
         if !filled.is_empty() {
             return Err(BackupError::NotEmpty(describe_rows(&filled)));
         }
+        // Secondary indexes are built once over the loaded rows, a sort each, instead of
+        // kept up row by row; unique ones stay, as they check the rows.
+        let indexes = sqlite_secondary_indexes(&mut tx).await?;
+        for (drop, _) in &indexes {
+            sqlx::query(drop).execute(&mut *tx).await?;
+        }
         let mut counts = BackupCounts::default();
         let mut insert = String::new();
         while let Some(item) = source.next_item()? {
@@ -280,14 +286,17 @@ impl BackupStore for SqlStore<Sqlite> {
                         .enumerate()
                         .map(|(i, c)| match target.get(c) {
                             Some(kind) if kind.eq_ignore_ascii_case("BLOB") => {
-                                format!("unhex(value ->> {i})")
+                                format!("unhex(item ->> {i})")
                             }
-                            _ => format!("value ->> {i}"),
+                            _ => format!("item ->> {i}"),
                         })
                         .collect();
                     let names: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+                    // Each row is parsed once, into SQLite's binary JSON, whose values are
+                    // then read without parsing the row's text again for every column.
                     insert = format!(
-                        "INSERT INTO \"{name}\" ({}) SELECT {} FROM json_each(?)",
+                        "WITH batch (item) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?)) \
+                         INSERT INTO \"{name}\" ({}) SELECT {} FROM batch",
                         names.join(", "),
                         values.join(", ")
                     );
@@ -336,9 +345,37 @@ impl BackupStore for SqlStore<Sqlite> {
                 }
             }
         }
+        for (_, create) in &indexes {
+            sqlx::query(create).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(counts)
     }
+}
+
+/// The non-unique indexes of both files, as the statements that drop and make each again.
+async fn sqlite_secondary_indexes(
+    tx: &mut sqlx::SqliteConnection,
+) -> Result<Vec<(String, String)>, BackupError> {
+    // SQLite keeps an index's statement without its schema: `CREATE INDEX name ON ...`.
+    let found: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT 'main', name, sql FROM main.sqlite_schema WHERE type = 'index' \
+         AND sql LIKE 'CREATE INDEX %' UNION ALL \
+         SELECT 'logs', name, sql FROM logs.sqlite_schema WHERE type = 'index' \
+         AND sql LIKE 'CREATE INDEX %'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(schema, name, sql)| {
+            let rest = sql.strip_prefix("CREATE INDEX ")?;
+            Some((
+                format!("DROP INDEX {schema}.\"{name}\""),
+                format!("CREATE INDEX {schema}.{rest}"),
+            ))
+        })
+        .collect())
 }
 
 async fn sqlite_tables(tx: &mut sqlx::SqliteConnection) -> Result<Vec<String>, BackupError> {
@@ -490,34 +527,36 @@ impl BackupStore for SqlStore<Postgres> {
         if !filled.is_empty() {
             return Err(BackupError::NotEmpty(describe_rows(&filled)));
         }
+        // References and secondary indexes are dropped for the load and made again over
+        // the loaded rows: one check or one sort each, instead of one per row. Unique
+        // indexes stay, as they check the rows.
+        let deferred = PostgresDeferred::take(&mut tx).await?;
         let mut counts = BackupCounts::default();
-        let mut loading: Option<PostgresTable> = None;
         let mut last_issued = BTreeMap::new();
-        while let Some(item) = source.next_item()? {
-            match item {
+        let mut next = source.next_item()?;
+        while let Some(item) = next {
+            next = match item {
                 BackupItem::Table { name, columns } => {
-                    if let Some(done) = loading.take() {
-                        done.link(&mut tx).await?;
-                    }
                     check_columns(&name, &columns, known.get(&name))?;
                     let target = known.get(&name).cloned().unwrap_or_default();
-                    loading = Some(PostgresTable::start(&mut tx, name, &columns, &target).await?);
+                    let (rows, after) =
+                        copy_table(&mut tx, source, &name, &columns, &target).await?;
                     counts.tables += 1;
+                    counts.rows += rows;
+                    after
                 }
-                BackupItem::Rows(rows) => {
-                    let Some(table) = &loading else {
-                        return Err(BackupError::File(
-                            "the backup has rows before any table".to_owned(),
-                        ));
-                    };
-                    counts.rows += table.load(&mut tx, &rows).await?;
+                BackupItem::Rows(_) => {
+                    return Err(BackupError::File(
+                        "the backup has rows before any table".to_owned(),
+                    ));
                 }
-                BackupItem::Sequences(sequences) => last_issued = sequences,
-            }
+                BackupItem::Sequences(sequences) => {
+                    last_issued = sequences;
+                    source.next_item()?
+                }
+            };
         }
-        if let Some(done) = loading.take() {
-            done.link(&mut tx).await?;
-        }
+        deferred.restore(&mut tx).await?;
         // Every id sequence continues after the backup's last value and after every id now
         // present, whichever is higher.
         for (table, column) in postgres_serials(&mut tx).await? {
@@ -558,118 +597,137 @@ fn portable_value(name: &str, kind: &str) -> String {
     }
 }
 
-/// A table being restored: its insert, and the references of its rows to rows of the same
-/// table, which are set once all of them are in (PostgreSQL checks each statement).
-struct PostgresTable {
-    insert: String,
-    /// Per self-reference: the statement keeping `(id, reference)` aside, and the update.
-    links: Vec<(String, String)>,
+/// Streams one table's rows into `COPY ... FROM STDIN`, up to the next step of the backup,
+/// which it returns with the number of rows copied.
+async fn copy_table(
+    tx: &mut sqlx::PgConnection,
+    source: &mut dyn BackupSource,
+    name: &str,
+    columns: &[String],
+    target: &Columns,
+) -> Result<(u64, Option<BackupItem>), BackupError> {
+    let binary: Vec<bool> = columns
+        .iter()
+        .map(|c| target.get(c).is_some_and(|kind| kind == "bytea"))
+        .collect();
+    let names: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let mut copy = tx
+        .copy_in_raw(&format!(
+            "COPY \"{name}\" ({}) FROM STDIN",
+            names.join(", ")
+        ))
+        .await?;
+    let mut text = String::new();
+    let sent = loop {
+        let item = match source.next_item() {
+            Ok(Some(BackupItem::Rows(rows))) => rows,
+            Ok(after) => break Ok(after),
+            Err(e) => break Err(e),
+        };
+        text.clear();
+        if let Err(e) = copy_text(&item, &binary, &mut text) {
+            break Err(e);
+        }
+        if let Err(e) = copy.send(text.as_bytes()).await {
+            break Err(e.into());
+        }
+    };
+    match sent {
+        Ok(after) => Ok((copy.finish().await?, after)),
+        Err(e) => {
+            // Aborting leaves the connection usable for the rollback that follows.
+            let _ = copy.abort("the restore stopped").await;
+            Err(e)
+        }
+    }
 }
 
-impl PostgresTable {
-    async fn start(
-        tx: &mut sqlx::PgConnection,
-        name: String,
-        columns: &[String],
-        target: &Columns,
-    ) -> Result<Self, BackupError> {
-        let own: Vec<String> = sqlx::query_scalar(
-            "SELECT a.attname::text FROM pg_constraint k JOIN pg_attribute a \
-             ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey) \
-             WHERE k.contype = 'f' AND k.conrelid = k.confrelid \
-             AND k.conrelid = quote_ident($1)::regclass",
-        )
-        .bind(&name)
-        .fetch_all(&mut *tx)
-        .await?;
-        let key: Vec<String> = sqlx::query_scalar(
-            "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a \
-             ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) \
-             WHERE i.indisprimary AND i.indrelid = quote_ident($1)::regclass",
-        )
-        .bind(&name)
-        .fetch_all(&mut *tx)
-        .await?;
-        let identity: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = quote_ident($1)::regclass \
-             AND attidentity <> '')",
-        )
-        .bind(&name)
-        .fetch_one(&mut *tx)
-        .await?;
-        let key = match key.as_slice() {
-            [key] => columns
-                .iter()
-                .position(|c| c == key)
-                .map(|i| (key.clone(), i)),
-            _ => None,
-        };
-        let cast = |i: usize, column: &str| match target.get(column).map(String::as_str) {
-            Some("bytea") => format!("decode(e ->> {i}, 'hex')"),
-            Some(kind) => format!("CAST(e ->> {i} AS {kind})"),
-            None => format!("e ->> {i}"),
-        };
-        let mut links = Vec::new();
-        let mut values = Vec::with_capacity(columns.len());
-        for (i, column) in columns.iter().enumerate() {
-            match &key {
-                Some((key, k)) if own.contains(column) => {
-                    let aside = format!("restore_{name}_{column}");
-                    sqlx::query(&format!(
-                        "CREATE TEMP TABLE \"{aside}\" ON COMMIT DROP AS \
-                         SELECT \"{key}\" AS id, \"{column}\" AS link FROM \"{name}\" WITH NO DATA"
-                    ))
-                    .execute(&mut *tx)
-                    .await?;
-                    links.push((
-                        format!(
-                            "INSERT INTO \"{aside}\" SELECT {}, {} \
-                             FROM json_array_elements($1::json) e WHERE e ->> {i} IS NOT NULL",
-                            cast(*k, key),
-                            cast(i, column)
-                        ),
-                        format!(
-                            "UPDATE \"{name}\" SET \"{column}\" = l.link FROM \"{aside}\" l \
-                             WHERE \"{name}\".\"{key}\" = l.id"
-                        ),
-                    ));
-                    values.push("NULL".to_owned());
+/// Rows (a JSON array of row arrays, portable values) in `COPY`'s text format.
+fn copy_text(rows: &str, binary: &[bool], out: &mut String) -> Result<(), BackupError> {
+    let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(rows).map_err(|_| {
+        BackupError::File("the backup is damaged: a row is not an array of values".to_owned())
+    })?;
+    for row in rows {
+        for (i, value) in row.iter().enumerate() {
+            if i > 0 {
+                out.push('\t');
+            }
+            match value {
+                serde_json::Value::Null => out.push_str("\\N"),
+                serde_json::Value::String(text) if binary.get(i) == Some(&true) => {
+                    // bytea's hex input, its backslash escaped for COPY.
+                    out.push_str("\\\\x");
+                    out.push_str(text);
                 }
-                _ => values.push(cast(i, column)),
+                serde_json::Value::String(text) => escape_copy(text, out),
+                serde_json::Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                serde_json::Value::Number(n) => out.push_str(&n.to_string()),
+                nested => escape_copy(&nested.to_string(), out),
             }
         }
-        let names: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
-        let overriding = if identity {
-            " OVERRIDING SYSTEM VALUE"
-        } else {
-            ""
-        };
-        Ok(Self {
-            insert: format!(
-                "INSERT INTO \"{name}\" ({}){overriding} SELECT {} \
-                 FROM json_array_elements($1::json) e",
-                names.join(", "),
-                values.join(", ")
-            ),
-            links,
-        })
+        out.push('\n');
     }
+    Ok(())
+}
 
-    async fn load(&self, tx: &mut sqlx::PgConnection, rows: &str) -> Result<u64, BackupError> {
-        let done = sqlx::query(&self.insert)
-            .bind(rows)
-            .execute(&mut *tx)
-            .await?;
-        for (aside, _) in &self.links {
-            sqlx::query(aside).bind(rows).execute(&mut *tx).await?;
+fn escape_copy(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
         }
-        Ok(done.rows_affected())
+    }
+}
+
+/// The foreign keys and non-unique indexes of the schema, dropped for a restore, with the
+/// statements that make them again.
+struct PostgresDeferred {
+    make_again: Vec<String>,
+}
+
+impl PostgresDeferred {
+    async fn take(tx: &mut sqlx::PgConnection) -> Result<Self, BackupError> {
+        let references: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid) \
+             FROM pg_constraint WHERE contype = 'f' \
+             AND connamespace = current_schema()::regnamespace",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        // Indexes that back a constraint (keys, exclusions) stay.
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+             JOIN pg_class t ON t.oid = i.indrelid \
+             WHERE t.relnamespace = current_schema()::regnamespace AND NOT i.indisunique \
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut make_again = Vec::with_capacity(references.len() + indexes.len());
+        for (table, name, definition) in references {
+            sqlx::query(&format!("ALTER TABLE {table} DROP CONSTRAINT {name}"))
+                .execute(&mut *tx)
+                .await?;
+            make_again.push(format!(
+                "ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
+            ));
+        }
+        for (index, definition) in indexes {
+            sqlx::query(&format!("DROP INDEX {index}"))
+                .execute(&mut *tx)
+                .await?;
+            make_again.push(definition);
+        }
+        Ok(Self { make_again })
     }
 
-    /// Sets the references kept aside, now that every row they point at is in.
-    async fn link(self, tx: &mut sqlx::PgConnection) -> Result<(), BackupError> {
-        for (_, update) in &self.links {
-            sqlx::query(update).execute(&mut *tx).await?;
+    /// Makes every reference and index again; a row referring to nothing fails the restore.
+    async fn restore(self, tx: &mut sqlx::PgConnection) -> Result<(), BackupError> {
+        for statement in &self.make_again {
+            sqlx::query(statement).execute(&mut *tx).await?;
         }
         Ok(())
     }

@@ -349,11 +349,12 @@ impl Importer {
         observer: &mut dyn ImportObserver,
     ) -> Result<ImportReport, ImportError> {
         let home = self.home;
+        let today = self.clock.today();
         let mut batches = read_batches(
             input,
             options.batch_size,
             ImportFile::Subscribers,
-            move |r: SubscriberRow| r.parse(home).map_err(|e| reason(&e)),
+            move |r: SubscriberRow| r.parse(home, today).map_err(|e| reason(&e)),
         );
         let mut report = ImportReport {
             dry_run: options.dry_run,

@@ -127,7 +127,12 @@ fn unquoted(message: &str) -> String {
 }
 
 impl SubscriberRow {
-    pub fn parse(&self, home: CountryCode) -> Result<ParsedSubscriber, FieldErrors> {
+    /// Checks the row; `today` is the import's day by the service's clock.
+    pub fn parse(
+        &self,
+        home: CountryCode,
+        today: NaiveDate,
+    ) -> Result<ParsedSubscriber, FieldErrors> {
         let mut errors = FieldErrors::default();
         let number = present(&self.number).and_then(|n| match SubscriberNumber::parse(n) {
             Ok(n) => Some(n),
@@ -205,7 +210,7 @@ impl SubscriberRow {
             addresses: address.into_iter().collect(),
             ..ProfileDraft::default()
         };
-        let profile = match Profile::parse(draft, home) {
+        let profile = match Profile::parse(draft, home, today) {
             Ok(profile) => Some(profile),
             Err(more) => {
                 for e in more.iter() {
