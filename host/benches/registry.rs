@@ -108,7 +108,7 @@ fn reader(i: u64, rng: &mut Rng, home: CountryCode) -> Profile {
         }],
         ..ProfileDraft::default()
     };
-    Profile::parse(draft, home).expect("generated readers are valid")
+    Profile::parse(draft, home, Utc::now().date_naive()).expect("generated readers are valid")
 }
 
 fn actor() -> Actor {

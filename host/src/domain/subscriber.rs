@@ -230,13 +230,13 @@ impl Profile {
             }
             _ => {}
         }
-        if let Some(born) = draft.birth_date {
-            if born > today || born.year() < today.year() - 130 {
-                errors.add(
-                    "birth_date",
-                    "the birth date must lie in the past 130 years",
-                );
-            }
+        if let Some(born) = draft.birth_date
+            && (born > today || born.year() < today.year() - 130)
+        {
+            errors.add(
+                "birth_date",
+                "the birth date must lie in the past 130 years",
+            );
         }
         check_count("emails", draft.emails.len(), &mut errors);
         for (i, entry) in draft.emails.iter_mut().enumerate() {
