@@ -187,17 +187,18 @@ async fn searches_are_served_by_the_standby_as_its_statistics_show() {
         served >= searches / 2,
         "only {served} of {searches} searches were served by the standby"
     );
-    if served == searches {
-        assert_scanned_on_the_standby_only(
-            &pair,
-            "search_terms",
-            standby_before + searches,
-            primary_before,
-        )
-        .await;
-    } else {
-        wait_for_scans(&pair.standby_url, "search_terms", standby_before + served).await;
-    }
+    wait_for_scans(&pair.standby_url, "search_terms", standby_before + served).await;
+    // A search for `turing` scans `search_terms` twice where it runs (its name and its email
+    // part): the primary's count allows the searches the standby did not serve, and one stray
+    // statement of the primary's own (seen once on a loaded machine).
+    let primary_scans = settled_scans(&pair.primary_url, "search_terms").await - primary_before;
+    let allowed = 2 * (searches - served) + 2;
+    assert!(
+        primary_scans <= allowed,
+        "the primary scanned search_terms {primary_scans} times, more than the {allowed} that \
+         {} searches it served may explain",
+        searches - served
+    );
 }
 
 /// The reads the service says its standby served.
