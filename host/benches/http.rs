@@ -181,10 +181,14 @@ fn masthead(url: &str, data: &std::path::Path) -> Command {
 async fn sample(store: &Arc<dyn Store>, count: usize) -> anyhow::Result<Samples> {
     let (mut numbers, mut typed) = (Vec::new(), Vec::new());
     let step = (count / 2_000).max(1) as i64;
+    // Sequences start at 100,000 (the first seven-digit number).
     for k in 0..2_000.min(count as i64) {
-        for row in store.reader_rows(k * step, None, 1, true).await? {
-            numbers.push(SubscriberNumber::from_sequence(row.sequence).to_string());
-            let family = row
+        let first = 100_000 + k * step;
+        let range = store.readers_between(first, first + step - 1, true).await?;
+        for reader in range.decode()?.into_iter().take(1) {
+            numbers.push(SubscriberNumber::from_sequence(reader.row.sequence).to_string());
+            let family = reader
+                .row
                 .profile
                 .and_then(|p| p.draft().family_name.clone())
                 .unwrap_or_default();

@@ -23,6 +23,7 @@ use crate::services::complaints::Complaints;
 use crate::services::imports::Imports;
 use crate::services::jobs::{JobKind, Jobs, Recurring, Runner, Schedule};
 use crate::services::keys::KeyCache;
+use crate::services::pipeline;
 use crate::services::plugins::Plugins;
 use crate::services::plugins::campaigns::Campaigns;
 use crate::services::plugins::offers::Offers;
@@ -199,8 +200,9 @@ pub struct Application {
     store: Arc<dyn Store>,
     audit: AuditLog,
     audit_task: JoinHandle<()>,
-    /// The job runner, and the switch that stops it.
+    /// The job runner and the keeper of the kept readers, and the switch that stops both.
     runner: JoinHandle<()>,
+    keeper: JoinHandle<()>,
     stop_runner: tokio::sync::watch::Sender<bool>,
 }
 
@@ -240,6 +242,11 @@ impl Application {
             Arc::clone(&clock),
         )?;
         let (stop_runner, stopped) = tokio::sync::watch::channel(false);
+        let keeper = tokio::spawn(pipeline::keep_up(
+            Arc::clone(&store),
+            pipeline::KEEP_UP_EVERY,
+            stopped.clone(),
+        ));
         let runner = tokio::spawn(services.runner().run(stopped));
         let state = AppState {
             jobs: Arc::clone(&services.jobs),
@@ -276,6 +283,7 @@ impl Application {
             audit,
             audit_task,
             runner,
+            keeper,
             stop_runner,
         })
     }
@@ -303,6 +311,7 @@ impl Application {
         // Running jobs are given back, to be taken up by another host (or the next start).
         let _ = self.stop_runner.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.runner).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.keeper).await;
         self.audit.flush().await;
         drop(self.audit);
         // The router's copies of the audit handle are gone, so the writer drains and ends.

@@ -117,7 +117,21 @@ async fn terms_gathered_a_row_per_reader_read_the_same_as_one_reader_at_a_time()
             one_by_one.insert(term.id, term);
         }
     }
-    let gathered = store.reader_terms(0, i64::MAX).await.expect("gathered");
+    // Read from the kept chunks, as a pass reads them once it has brought them up to date.
+    store.bring_facts_up_to_date().await.expect("kept chunks");
+    let page = store
+        .readership()
+        .await
+        .expect("snapshot")
+        .page(0, i64::MAX, false)
+        .await
+        .expect("page");
+    let gathered: Vec<_> = page
+        .decode()
+        .expect("readers")
+        .into_iter()
+        .flat_map(|r| r.terms.into_iter().map(move |t| (r.row.sequence, t)))
+        .collect();
     assert!(
         gathered
             .windows(2)
@@ -127,8 +141,15 @@ async fn terms_gathered_a_row_per_reader_read_the_same_as_one_reader_at_a_time()
     let gathered: std::collections::BTreeMap<_, _> =
         gathered.into_iter().map(|(_, t)| (t.id, t)).collect();
     assert_eq!(gathered.len(), one_by_one.len());
+    // Kept without discounts or the reason and author of a cancellation.
     for (id, term) in &one_by_one {
-        assert_eq!(gathered.get(id), Some(term), "term {id}");
+        let mut kept = term.clone();
+        kept.discounts.clear();
+        if let Some(c) = kept.cancellation.as_mut() {
+            c.reason.clear();
+            c.recorded_by.clear();
+        }
+        assert_eq!(gathered.get(id), Some(&kept), "term {id}");
     }
     let terms = || one_by_one.values();
     assert!(terms().any(|t| t.auto_renew) && terms().any(|t| !t.auto_renew));

@@ -64,6 +64,8 @@ const TABLES: &[(&str, Placement)] = &[
     ("tier_changes", BY_SUBSCRIBER),
     ("tier_overrides", BY_SUBSCRIBER),
     ("event_invitations", BY_SUBSCRIBER),
+    // The reader pipeline's log of changed readers, written with each change.
+    ("reader_changes", BY_SUBSCRIBER),
     // A contact may never be linked to a reader, and a link is made later: by its own id.
     (
         "interactions",
@@ -93,6 +95,10 @@ const TABLES: &[(&str, Placement)] = &[
     // An import's file while its job runs, and the rows it rejected: kept with the job.
     ("import_files", Local),
     ("import_rejections", Local),
+    // The reader pipeline's kept chunks, each of many readers, and the lease to bring them
+    // up to date.
+    ("reader_facts", Local),
+    ("reader_facts_lease", Local),
     ("_sqlx_migrations", Local),
 ];
 

@@ -20,6 +20,7 @@ mod logs_file;
 mod merge;
 mod money;
 mod operations;
+mod pipeline;
 mod plugins;
 mod privacy;
 mod profile_rules;

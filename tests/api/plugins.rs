@@ -91,7 +91,7 @@ async fn offers(app: &TestApp, number: &str) -> Value {
 }
 
 /// Starts a refresh of `segment` and waits for it to end; returns the finished refresh.
-async fn refresh(app: &TestApp, segment: &str) -> Value {
+pub(crate) async fn refresh(app: &TestApp, segment: &str) -> Value {
     let path = format!("/api/v1/segments/{segment}/refresh");
     let response = app.post(&path, &app.staff, &json!({})).await;
     let status = response.status();

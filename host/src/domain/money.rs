@@ -20,6 +20,20 @@ impl Currency {
         }
     }
 
+    /// The three letters, for a compact encoding.
+    pub fn bytes(&self) -> [u8; 3] {
+        self.0
+    }
+
+    /// A currency back from [`Currency::bytes`].
+    pub fn from_bytes(bytes: [u8; 3]) -> Result<Self, String> {
+        if bytes.iter().all(u8::is_ascii_uppercase) {
+            Ok(Self(bytes))
+        } else {
+            Err(format!("{bytes:?} is not a currency code"))
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         // The bytes are ASCII letters by construction.
         std::str::from_utf8(&self.0).unwrap_or("XXX")

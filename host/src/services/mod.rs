@@ -12,6 +12,7 @@ pub mod imports;
 pub mod jobs;
 pub mod keys;
 pub mod legacy;
+pub mod pipeline;
 pub mod plugins;
 pub mod renewals;
 pub mod subscribers;

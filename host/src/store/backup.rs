@@ -105,8 +105,14 @@ pub trait BackupStore {
     ) -> Result<BackupCounts, BackupError>;
 }
 
-/// Tables that are the migrator's or the engine's own, never copied.
-const NOT_COPIED: &[&str] = &["_sqlx_migrations"];
+/// Tables that are the migrator's own, or derived from the others and made again from them
+/// after a restore (the restored readers are all logged as changed), never copied.
+const NOT_COPIED: &[&str] = &[
+    "_sqlx_migrations",
+    "reader_facts",
+    "reader_changes",
+    "reader_facts_lease",
+];
 
 /// The tables in an order in which each comes after the tables it refers to, so that a
 /// backend checking references row by row can load them as listed. A table's references to

@@ -7,21 +7,23 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
 use super::Clubs;
-use super::standing::Run;
+use super::standing::{self, Run};
 use crate::domain::{Role, SubscriberNumber};
 use crate::services::jobs::{self, Done, JobError, JobKind, Recurring, Runner, Work};
+use crate::services::pipeline::Pipeline;
 use crate::services::subscribers::Caller;
 use crate::services::{ServiceError, ServiceResult};
 use crate::store::{Actor, ClubRecord, JobRecord, NewJob, Publication, RecomputeCounts};
 
 /// The kind of a club recomputation job.
 pub const RECOMPUTE: &str = "club_recompute";
-/// Readers read per batch of a recomputation.
+/// Readers decided per page of a recomputation.
 const BATCH: i64 = 2_000;
 
 /// A recomputation of one club, read from its job.
@@ -117,14 +119,13 @@ impl Clubs {
         number: SubscriberNumber,
     ) -> ServiceResult<RecomputeCounts> {
         let sequence = number.sequence();
-        let mut rows = self
-            .store
-            .reader_rows(sequence - 1, Some(sequence), 1, false)
+        let now = self.clock.now();
+        let mut readers = Pipeline::new(Arc::clone(&self.store))
+            .range(standing::needs(), sequence, sequence, now)
             .await?;
         let publications = self.store.list_publications().await?;
-        let now = self.clock.now();
         let run = self.run(club, &publications, now);
-        let decided = run.decide(self.store.as_ref(), &mut rows).await?;
+        let decided = run.decide(self.store.as_ref(), &mut readers).await?;
         self.store
             .apply_tiers(
                 club.id,
@@ -221,13 +222,10 @@ impl Clubs {
         let publications = self.store.list_publications().await?;
         let now = self.clock.now();
         let run = self.run(club, &publications, now);
-        let mut after = 0;
-        loop {
-            let mut rows = self.store.reader_rows(after, None, BATCH, false).await?;
-            let Some(last) = rows.last().map(|r| r.sequence) else {
-                return Ok(counts);
-            };
-            let decided = run.decide(self.store.as_ref(), &mut rows).await?;
+        let mut pages = Pipeline::new(Arc::clone(&self.store)).pages(standing::needs(), BATCH, now);
+        while let Some(page) = pages.next().await {
+            let mut readers = page?;
+            let decided = run.decide(self.store.as_ref(), &mut readers).await?;
             self.store
                 .apply_tiers(
                     club.id,
@@ -238,10 +236,10 @@ impl Clubs {
                     Some(work.fence()),
                 )
                 .await?;
-            after = last;
             counts.add(decided.counts);
             work.progress(counts.processed).await?;
         }
+        Ok(counts)
     }
 
     fn run<'a>(

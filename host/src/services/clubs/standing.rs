@@ -1,6 +1,7 @@
-//! Deciding tiers for a range of readers: the facts each rule needs, read in a few queries
-//! per batch (terms, complaints, memberships, overrides, and any plugin's verdicts), then
-//! only the readers whose standing changed are written.
+//! Deciding tiers for a page of readers from the reader pipeline: the facts each rule needs
+//! beyond the readers' terms and complaints, read in a few queries per page (memberships,
+//! overrides, and any plugin's verdicts), then only the readers whose standing changed are
+//! written.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -10,14 +11,22 @@ use chrono::{DateTime, Utc};
 use crate::domain::club::rule::Facts;
 use crate::domain::club::{ClubDraft, Override, Standing, TierMove};
 use crate::domain::money::Currency;
+use crate::domain::plugin::{Field, FieldSet};
 use crate::domain::publication::PublicationCode;
 use crate::domain::tenure;
 use crate::domain::term::{Span, Term};
+use crate::services::pipeline::{Needs, attach_facts};
 use crate::services::plugins::Plugins;
-use crate::services::plugins::view::{ViewBuilder, attach_facts};
-use crate::store::{
-    ComplaintTally, Publication, ReaderRow, RecomputeCounts, Store, StoreResult, TierUpdate,
-};
+use crate::services::plugins::view::ViewBuilder;
+use crate::store::{Publication, Reader, RecomputeCounts, Store, StoreResult, TierUpdate};
+
+/// What the rules read of each reader beyond its terms: the oldest open complaint.
+pub fn needs() -> Needs {
+    Needs {
+        fields: FieldSet::of(&[Field::Complaints]),
+        profile: false,
+    }
+}
 
 /// What stays the same across the batches of one run.
 pub struct Run<'a> {
@@ -40,23 +49,15 @@ pub struct Decided {
 }
 
 impl Run<'_> {
-    /// Decides the standing of `rows` (live readers, in sequence order).
-    pub async fn decide(&self, store: &dyn Store, rows: &mut [ReaderRow]) -> StoreResult<Decided> {
+    /// Decides the standing of `readers` (live readers from the pipeline with what
+    /// [`needs`] asks, in sequence order).
+    pub async fn decide(&self, store: &dyn Store, readers: &mut [Reader]) -> StoreResult<Decided> {
         let (Some(first), Some(last)) = (
-            rows.first().map(|r| r.sequence),
-            rows.last().map(|r| r.sequence),
+            readers.first().map(|r| r.row.sequence),
+            readers.last().map(|r| r.row.sequence),
         ) else {
             return Ok(Decided::default());
         };
-        let mut terms: HashMap<i64, Vec<Term>> = HashMap::new();
-        for (reader, term) in store.reader_terms(first, last).await? {
-            terms.entry(reader).or_default().push(term);
-        }
-        let complaints: HashMap<i64, ComplaintTally> = store
-            .complaint_tallies(first, last, self.now)
-            .await?
-            .into_iter()
-            .collect();
         let members: HashMap<i64, _> = store
             .memberships(self.club_id, first, last)
             .await?
@@ -68,13 +69,11 @@ impl Run<'_> {
             .await?
             .into_iter()
             .collect();
-        let verdicts = self.plugin_verdicts(store, rows, &terms).await;
+        let verdicts = self.plugin_verdicts(store, readers).await;
         let today = self.now.date_naive();
         let mut decided = Decided::default();
-        let none = Vec::new();
-        for row in rows.iter() {
+        for Reader { row, terms: own } in readers.iter() {
             let reader = row.sequence;
-            let own = terms.get(&reader).unwrap_or(&none);
             let held = held_titles(own, today, self.grace_days);
             let spans: Vec<Span> = own.iter().map(Term::span).collect();
             let plugin_keys = verdicts.get(&reader).cloned().unwrap_or_default();
@@ -85,7 +84,7 @@ impl Run<'_> {
                 tenure: tenure::tenure_on(&spans, today, self.grace_days),
                 terms: own,
                 held: &held,
-                oldest_open_complaint: complaints.get(&reader).and_then(|t| t.oldest_open),
+                oldest_open_complaint: row.complaints.oldest_open,
                 plugin_keys: &plugin_keys,
             };
             let override_ = overrides.get(&reader);
@@ -137,8 +136,7 @@ impl Run<'_> {
     async fn plugin_verdicts(
         &self,
         store: &dyn Store,
-        rows: &mut [ReaderRow],
-        terms: &HashMap<i64, Vec<Term>>,
+        readers: &mut [Reader],
     ) -> HashMap<i64, BTreeMap<String, Vec<String>>> {
         let mut verdicts: HashMap<i64, BTreeMap<String, Vec<String>>> = HashMap::new();
         let ids = self.club.plugins();
@@ -151,7 +149,6 @@ impl Run<'_> {
             self.currency.as_str(),
             self.publications,
         );
-        let none = Vec::new();
         for id in ids {
             let active = match self.plugins.active(id, None).await {
                 Ok(active) => active,
@@ -161,29 +158,26 @@ impl Run<'_> {
                 }
             };
             let fields = active.version.checked.fields;
-            if let Err(e) = attach_facts(store, fields, rows, self.now).await {
+            if let Err(e) = attach_facts(store, fields, readers, self.now).await {
                 tracing::warn!(plugin = id, error = %e, "could not read what a plugin reads");
                 continue;
             }
             let pii = active.version.stored.pii_granted;
-            let batch = rows
+            let batch = readers
                 .iter()
-                .map(|row| {
-                    let own = terms.get(&row.sequence).unwrap_or(&none);
-                    builder.project(fields, pii, row, own)
-                })
+                .map(|reader| builder.project(fields, pii, reader))
                 .collect();
             let outcome = self
                 .plugins
                 .runtime()
                 .segment(active.invocation.clone(), builder.context().clone(), batch)
                 .await;
-            self.plugins.settle(&active, &outcome, rows.len()).await;
+            self.plugins.settle(&active, &outcome, readers.len()).await;
             let Ok(report) = outcome else { continue };
-            for (row, result) in rows.iter().zip(report.results) {
+            for (reader, result) in readers.iter().zip(report.results) {
                 if let Ok(keys) = result {
                     verdicts
-                        .entry(row.sequence)
+                        .entry(reader.row.sequence)
                         .or_default()
                         .insert(id.to_owned(), keys);
                 }

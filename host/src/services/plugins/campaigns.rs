@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Plugins;
-use super::view::{ViewBuilder, attach_facts, purpose_of};
+use super::view::{ViewBuilder, purpose_of};
 use crate::domain::money::Currency;
-use crate::domain::plugin::{Field, PluginKind};
+use crate::domain::plugin::PluginKind;
 use crate::domain::{ConsentPurpose, FieldErrors, SubscriberNumber};
 use crate::runtime::bindings::{Campaign, Targeting};
+use crate::services::pipeline::{Needs, Pipeline};
 use crate::services::{ServiceError, ServiceResult};
 use crate::store::SubscriberSummary;
 
@@ -126,7 +127,8 @@ impl Campaigns {
             &publications,
         );
         let fields = active.version.checked.fields;
-        let with_profile = fields.contains(Field::Attributes) || fields.contains(Field::Contact);
+        let pipeline = Pipeline::new(Arc::clone(store));
+        let now = self.plugins.clock().now();
         let campaign = Campaign {
             name: request.name.clone(),
             channel: purpose_of(request.channel),
@@ -158,24 +160,13 @@ impl Campaigns {
             preview.members += page.len();
             let mut summaries: HashMap<i64, SubscriberSummary> =
                 page.into_iter().map(|s| (s.number.sequence(), s)).collect();
-            let mut rows = store
-                .reader_rows(first - 1, Some(last), i64::MAX, with_profile)
-                .await?;
-            attach_facts(&**store, fields, &mut rows, self.plugins.clock().now()).await?;
-            let terms = if fields.needs_terms() {
-                store.reader_terms(first, last).await?
-            } else {
-                Vec::new()
-            };
-            let mut by_reader: HashMap<i64, Vec<_>> = HashMap::new();
-            for (sequence, term) in terms {
-                by_reader.entry(sequence).or_default().push(term);
-            }
-            let consenting: Vec<_> = rows
+            let readers = pipeline.range(Needs::of(fields), first, last, now).await?;
+            let consenting: Vec<_> = readers
                 .into_iter()
-                .filter(|row| summaries.contains_key(&row.sequence))
-                .filter(|row| {
-                    let granted = row
+                .filter(|reader| summaries.contains_key(&reader.row.sequence))
+                .filter(|reader| {
+                    let granted = reader
+                        .row
                         .consents
                         .get(&request.channel)
                         .is_some_and(|c| c.granted);
@@ -190,10 +181,7 @@ impl Campaigns {
             }
             let batch = consenting
                 .iter()
-                .map(|row| {
-                    let terms = by_reader.remove(&row.sequence).unwrap_or_default();
-                    builder.project(fields, active.version.stored.pii_granted, row, &terms)
-                })
+                .map(|reader| builder.project(fields, active.version.stored.pii_granted, reader))
                 .collect();
             let outcome = self
                 .plugins
@@ -211,10 +199,10 @@ impl Campaigns {
             let report = outcome.map_err(|f| {
                 ServiceError::Conflict(format!("the targeter {} failed: {f}", active.record.id))
             })?;
-            for (row, result) in consenting.iter().zip(report.results) {
+            for (reader, result) in consenting.iter().zip(report.results) {
                 match result {
                     Ok(Targeting::Score(score)) if score.is_finite() => {
-                        if let Some(summary) = summaries.remove(&row.sequence) {
+                        if let Some(summary) = summaries.remove(&reader.row.sequence) {
                             scored.push((score, summary));
                         }
                     }

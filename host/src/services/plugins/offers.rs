@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::view::{ViewBuilder, attach_facts};
+use super::view::ViewBuilder;
 use super::{Active, Plugins};
 use crate::domain::money::{Currency, Money};
 use crate::domain::plugin::{Field, FieldSet, PluginKind};
@@ -19,9 +19,10 @@ use crate::domain::{FieldErrors, SubscriberNumber};
 use crate::runtime::bindings::{Occasion, Offer, Pricing, wit};
 use crate::runtime::outcome::cap_text;
 use crate::runtime::{Cause, Failure, Report};
+use crate::services::pipeline::{Needs, Pipeline};
 use crate::services::subscribers::{Caller, Registry};
 use crate::services::{ServiceError, ServiceResult};
-use crate::store::Publication;
+use crate::store::{Publication, Reader};
 
 /// Why staff or the web asks for offers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -151,13 +152,9 @@ impl Offers {
                 &publications,
             );
             let seq = number.sequence();
-            let with_profile = providers.iter().any(|p| {
-                let f = p.version.checked.fields;
-                f.contains(Field::Attributes) || f.contains(Field::Contact)
-            });
-            let mut rows = store
-                .reader_rows(seq - 1, Some(seq), 1, with_profile)
-                .await?;
+            let profile = providers
+                .iter()
+                .any(|p| Needs::of(p.version.checked.fields).profile);
             let read: Vec<Field> = [Field::Complaints, Field::ClubTiers]
                 .into_iter()
                 .filter(|f| {
@@ -166,21 +163,20 @@ impl Offers {
                         .any(|p| p.version.checked.fields.contains(*f))
                 })
                 .collect();
+            let needs = Needs {
+                fields: FieldSet::of(&read),
+                profile,
+            };
             let now = self.plugins.clock().now();
-            attach_facts(&**store, FieldSet::of(&read), &mut rows, now).await?;
-            let terms: Vec<_> = store
-                .reader_terms(seq, seq)
-                .await?
-                .into_iter()
-                .map(|(_, t)| t)
-                .collect();
-            if let Some(row) = rows.first() {
+            let readers = Pipeline::new(Arc::clone(store))
+                .range(needs, seq, seq, now)
+                .await?;
+            if let Some(reader) = readers.first() {
                 for provider in &providers {
                     self.ask(
                         provider,
                         &builder,
-                        row,
-                        &terms,
+                        reader,
                         occasion,
                         &publications,
                         &mut view,
@@ -238,24 +234,17 @@ impl Offers {
         Err(ServiceError::Invalid(errors))
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn ask(
         &self,
         provider: &Active,
         builder: &ViewBuilder,
-        row: &crate::store::ReaderRow,
-        terms: &[crate::domain::term::Term],
+        reader: &Reader,
         occasion: OfferOccasion,
         publications: &[Publication],
         out: &mut OffersView,
     ) {
         let checked = &provider.version.checked;
-        let record = builder.project(
-            checked.fields,
-            provider.version.stored.pii_granted,
-            row,
-            terms,
-        );
+        let record = builder.project(checked.fields, provider.version.stored.pii_granted, reader);
         let occasion_wit = match occasion {
             OfferOccasion::Renewal => Occasion::Renewal,
             OfferOccasion::ServiceCall => Occasion::ServiceCall,

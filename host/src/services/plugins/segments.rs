@@ -8,23 +8,21 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::{FutureExt, StreamExt, stream};
+use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::view::{ViewBuilder, attach_facts};
+use super::view::ViewBuilder;
 use super::{Active, Plugins};
 use crate::domain::FieldErrors;
 use crate::domain::money::Currency;
-use crate::domain::plugin::{Field, FieldSet, PluginKind};
-use crate::domain::term::Term;
+use crate::domain::plugin::PluginKind;
 use crate::services::jobs::{self, Done, JobError, JobKind, Jobs, Stop, Work};
+use crate::services::pipeline::{Needs, Pipeline};
 use crate::services::subscribers::Caller;
 use crate::services::{ServiceError, ServiceResult};
-use crate::store::{
-    JobRecord, NewJob, NewSegment, ReaderRow, SegmentRecord, Store, StoreError, SubscriberSummary,
-};
+use crate::store::{JobRecord, NewJob, NewSegment, SegmentRecord, SubscriberSummary};
 
 /// The kind of a segment refresh job.
 pub const REFRESH: &str = "segment_refresh";
@@ -281,34 +279,19 @@ impl Segments {
             &publications,
         ));
         let fields = active.version.checked.fields;
-        let with_profile = fields.contains(Field::Attributes) || fields.contains(Field::Contact);
         let pii = active.version.stored.pii_granted;
-        let batch_size = self.batch_size as i64;
-        // Pages are read in order (each starts after the last), then run `parallel` at once.
-        let reader = Arc::clone(store);
         let now = self.plugins.clock().now();
-        let pages = stream::unfold(Some(0i64), move |after| {
-            let store = Arc::clone(&reader);
-            async move { next_page(store, after?, batch_size, with_profile, fields, now).await }
-        })
-        .boxed();
+        let pages =
+            Pipeline::new(Arc::clone(store)).pages(Needs::of(fields), self.batch_size as i64, now);
         let runs = pages
-            .map(|page: Result<Page, StoreError>| {
+            .map(|page| {
                 let builder = Arc::clone(&builder);
                 async move {
-                    let (rows, terms) = page?;
-                    let sequences: Vec<i64> = rows.iter().map(|r| r.sequence).collect();
-                    let mut by_reader = terms.into_iter().peekable();
-                    let batch = rows
+                    let readers = page?;
+                    let sequences: Vec<i64> = readers.iter().map(|r| r.row.sequence).collect();
+                    let batch = readers
                         .iter()
-                        .map(|row| {
-                            let mut own = Vec::new();
-                            while let Some((_, t)) = by_reader.next_if(|(s, _)| *s <= row.sequence)
-                            {
-                                own.push(t);
-                            }
-                            builder.project(fields, pii, row, &own)
-                        })
+                        .map(|reader| builder.project(fields, pii, reader))
                         .collect();
                     let outcome = self
                         .plugins
@@ -411,37 +394,6 @@ impl JobKind for Segments {
 /// The subject of a segment's refresh jobs.
 fn subject(segment: i64) -> String {
     format!("segment:{segment}")
-}
-
-type Page = (Vec<ReaderRow>, Vec<(i64, Term)>);
-
-/// The page of readers after `after`, with their terms; `None` past the last reader.
-async fn next_page(
-    store: Arc<dyn Store>,
-    after: i64,
-    limit: i64,
-    with_profile: bool,
-    fields: FieldSet,
-    now: DateTime<Utc>,
-) -> Option<(Result<Page, StoreError>, Option<i64>)> {
-    let mut rows = match store.reader_rows(after, None, limit, with_profile).await {
-        Ok(rows) if rows.is_empty() => return None,
-        Ok(rows) => rows,
-        Err(e) => return Some((Err(e), None)),
-    };
-    let (first, last) = (rows[0].sequence, rows[rows.len() - 1].sequence);
-    if let Err(e) = attach_facts(&*store, fields, &mut rows, now).await {
-        return Some((Err(e), None));
-    }
-    let terms = if fields.needs_terms() {
-        match store.reader_terms(first, last).await {
-            Ok(t) => t,
-            Err(e) => return Some((Err(e), None)),
-        }
-    } else {
-        Vec::new()
-    };
-    Some((Ok((rows, terms)), Some(last)))
 }
 
 fn is_name(name: &str) -> bool {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate};
 
 use crate::domain::ConsentPurpose;
 use crate::domain::SubscriberNumber;
@@ -13,7 +13,7 @@ use crate::domain::publication::Format;
 use crate::domain::tenure::{self, SubscriptionStatus};
 use crate::domain::term::{SalesChannel, Term};
 use crate::runtime::bindings::wit;
-use crate::store::{ComplaintTally, Publication, ReaderRow, Store, StoreResult};
+use crate::store::{ComplaintTally, Publication, Reader};
 
 fn counts(tally: &ComplaintTally) -> wit::ComplaintCounts {
     wit::ComplaintCounts {
@@ -22,56 +22,6 @@ fn counts(tally: &ComplaintTally) -> wit::ComplaintCounts {
         last_year: tally.last_year,
         breached: tally.breached,
     }
-}
-
-/// Fills in what `fields` reads beyond the reader rows themselves: the complaint counts and
-/// the club tiers of `rows` (in sequence order).
-pub async fn attach_facts(
-    store: &dyn Store,
-    fields: FieldSet,
-    rows: &mut [ReaderRow],
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    let (Some(first), Some(last)) = (
-        rows.first().map(|r| r.sequence),
-        rows.last().map(|r| r.sequence),
-    ) else {
-        return Ok(());
-    };
-    if fields.contains(Field::Complaints) {
-        let tallies: HashMap<i64, ComplaintTally> = store
-            .complaint_tallies(first, last, now)
-            .await?
-            .into_iter()
-            .collect();
-        for row in rows.iter_mut() {
-            row.complaints = tallies.get(&row.sequence).copied().unwrap_or_default();
-        }
-    }
-    if fields.contains(Field::ClubTiers) {
-        let held = store.tiers_of(first, last).await?;
-        if held.is_empty() {
-            return Ok(());
-        }
-        let clubs = store.list_clubs().await?;
-        let rank = |club: &str, tier: &str| {
-            clubs
-                .iter()
-                .find(|c| c.definition.code == club)
-                .and_then(|c| c.definition.rank(tier))
-                .and_then(|r| u8::try_from(r + 1).ok())
-                .unwrap_or(0)
-        };
-        let mut by_reader: HashMap<i64, Vec<(String, String, u8)>> = HashMap::new();
-        for (reader, club, tier) in held {
-            let r = rank(&club, &tier);
-            by_reader.entry(reader).or_default().push((club, tier, r));
-        }
-        for row in rows.iter_mut() {
-            row.club_tiers = by_reader.remove(&row.sequence).unwrap_or_default();
-        }
-    }
-    Ok(())
 }
 
 /// Turns stored readers into plugin records, for one "today" and one catalogue.
@@ -121,13 +71,8 @@ impl ViewBuilder {
     }
 
     /// One reader as a plugin with `fields` (and contact details only when `pii`) sees them.
-    pub fn project(
-        &self,
-        fields: FieldSet,
-        pii: bool,
-        row: &ReaderRow,
-        terms: &[Term],
-    ) -> wit::Subscriber {
+    pub fn project(&self, fields: FieldSet, pii: bool, reader: &Reader) -> wit::Subscriber {
+        let (row, terms) = (&reader.row, reader.terms.as_slice());
         let has = |f: Field| fields.contains(f);
         let spans: Vec<_> = if fields.needs_terms() {
             terms.iter().map(Term::span).collect()

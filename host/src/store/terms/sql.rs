@@ -90,7 +90,7 @@ impl TermRow {
 }
 
 /// The columns of [`TermRow`] as one JSON array, for reads that gather a reader's terms into
-/// a single row (see [`TermRow::from_json`]). `Backend::json` wraps the stored JSON column.
+/// a single value (read back as [`TermTuple`]). `Backend::json` wraps the stored JSON column.
 pub(super) fn term_json_columns(discounts: &str) -> String {
     format!(
         "t.id, t.subscriber_id, p.code, t.format, t.months, t.start_date, t.end_date, \
@@ -102,7 +102,7 @@ pub(super) fn term_json_columns(discounts: &str) -> String {
 
 /// One element of a JSON array built from [`term_json_columns`].
 #[derive(serde::Deserialize)]
-struct TermTuple(
+pub(super) struct TermTuple(
     i64,
     i64,
     String,
@@ -135,41 +135,35 @@ enum Flag {
     Int(i64),
 }
 
-impl TermRow {
-    /// The terms of one reader, from the JSON array of arrays a grouped read built.
-    pub(super) fn from_json(json: &str) -> StoreResult<Vec<TermRow>> {
-        let tuples: Vec<TermTuple> = serde_json::from_str(json)
-            .map_err(|e| StoreError::Corrupt(format!("gathered terms: {e}")))?;
-        Ok(tuples
-            .into_iter()
-            .map(|t| TermRow {
-                id: t.0,
-                subscriber_id: t.1,
-                code: t.2,
-                format: t.3,
-                months: t.4,
-                start_date: t.5,
-                end_date: t.6,
-                extension_days: t.7,
-                currency: t.8,
-                list_price: t.9,
-                discounts: Json(t.10),
-                price_paid: t.11,
-                channel: t.12,
-                payment_method: t.13,
-                auto_renew: match t.14 {
-                    Flag::Bool(b) => b,
-                    Flag::Int(i) => i != 0,
-                },
-                renews_term_id: t.15,
-                cancelled_effective: t.16,
-                cancel_reason: t.17,
-                refund: t.18,
-                cancelled_at: t.19,
-                cancelled_by: t.20,
-                created_at: t.21,
-            })
-            .collect())
+impl From<TermTuple> for TermRow {
+    fn from(t: TermTuple) -> Self {
+        TermRow {
+            id: t.0,
+            subscriber_id: t.1,
+            code: t.2,
+            format: t.3,
+            months: t.4,
+            start_date: t.5,
+            end_date: t.6,
+            extension_days: t.7,
+            currency: t.8,
+            list_price: t.9,
+            discounts: Json(t.10),
+            price_paid: t.11,
+            channel: t.12,
+            payment_method: t.13,
+            auto_renew: match t.14 {
+                Flag::Bool(b) => b,
+                Flag::Int(i) => i != 0,
+            },
+            renews_term_id: t.15,
+            cancelled_effective: t.16,
+            cancel_reason: t.17,
+            refund: t.18,
+            cancelled_at: t.19,
+            cancelled_by: t.20,
+            created_at: t.21,
+        }
     }
 }
 
