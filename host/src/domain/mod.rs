@@ -30,6 +30,7 @@ pub mod calendar;
 pub mod club;
 pub mod consent;
 pub mod contact;
+pub mod filter;
 pub mod interaction;
 pub mod merge;
 pub mod money;
