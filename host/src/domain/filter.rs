@@ -108,7 +108,9 @@ pub enum Filter {
         max: Option<i64>,
     },
     /// The reader's tier in the club on the day is `exactly` this one, or ranks `at_least` as
-    /// high as this one; give exactly one of the two.
+    /// high as this one; give exactly one of the two. The rank of the named tier is asked of
+    /// the subject (`Subject::tier_rank`) when evaluating, so a filter stays valid while the
+    /// club's tiers are reordered; a tier the club no longer has matches no one.
     Tier {
         club: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,8 +185,11 @@ pub enum Membership<'a> {
 /// A club tier a reader holds on the day, with its rank in the club (higher ranks higher).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeldTier<'a> {
+    /// The club's code.
     pub club: &'a str,
+    /// The tier's code.
     pub tier: &'a str,
+    /// The tier's place in the club's order, lowest first.
     pub rank: u8,
 }
 
@@ -194,7 +199,9 @@ pub struct Subject<'a> {
     pub day: NaiveDate,
     /// The day is in the past: terms starting after it are ignored.
     pub as_of: bool,
+    /// Gaps shorter than this many days do not break tenure.
     pub grace_days: i64,
+    /// Every term of the reader, in any order.
     pub terms: &'a [Term],
     /// Of the main address, as stored.
     pub region: Option<&'a str>,
@@ -203,8 +210,11 @@ pub struct Subject<'a> {
     /// Of the main address, folded (see `normalize_postal_code`).
     pub postal_code: Option<&'a str>,
     pub birth_year: Option<i32>,
+    /// As they stand now.
     pub consents: &'a Consents,
+    /// Complaints not yet resolved.
     pub open_complaints: u32,
+    /// Complaints that missed their SLA deadline.
     pub breached_complaints: u32,
     pub relationship_level: RelationshipLevel,
     /// The staff id of the relationship manager.
@@ -1127,6 +1137,12 @@ mod tests {
         assert!(today(r#"{"complaints": {"state": "open"}}"#));
         assert!(!today(r#"{"complaints": {"state": "open", "min": 2}}"#));
         assert!(!today(r#"{"complaints": {"state": "breached"}}"#));
+        let unhappy = reader();
+        let late = Subject {
+            breached_complaints: 2,
+            ..unhappy.today()
+        };
+        assert!(filter(r#"{"complaints": {"state": "breached", "min": 2}}"#).matches(&late));
     }
 
     #[test]
