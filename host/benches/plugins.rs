@@ -281,11 +281,14 @@ async fn in_memory(runtime: &Arc<PluginRuntime>, n: usize) -> anyhow::Result<()>
 async fn through_the_service(subscribers: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse()?,
         database_url: Some(url.clone()),
         ..Config::default()
     };
+    // The day's scheduled auto-renewal (and recomputation) would run beside the refresh.
+    config.jobs.recompute_enabled = false;
+    config.jobs.renewals_enabled = false;
     let store = masthead::store::open(&url).await?;
     let started = Instant::now();
     masthead::cli::load_demo(&store, &config, subscribers, 1).await?;
@@ -349,6 +352,7 @@ async fn through_the_service(subscribers: usize) -> anyhow::Result<()> {
         .json(&json!({ "name": "churn-high", "plugin": "churn-risk", "key": "churn-high" }))
         .send()
         .await?;
+    forget_peak_memory();
     let started = Instant::now();
     let job: Value = client
         .post(format!("{base}/api/v1/segments/churn-high/refresh"))
@@ -372,10 +376,12 @@ async fn through_the_service(subscribers: usize) -> anyhow::Result<()> {
     };
     let refresh = started.elapsed();
     println!(
-        "segment refresh end to end over {subscribers} stored readers: {:.2} s ({}; {} members)",
+        "segment refresh end to end over {subscribers} stored readers: {:.2} s ({}; {} members); \
+         peak resident memory of the service (and this driver) during it {:.0} MiB",
         refresh.as_secs_f64(),
         done["refreshes"][0]["state"],
-        done["size"]
+        done["size"],
+        peak_memory_mib()
     );
     baselines(&store, refresh).await?;
 
@@ -466,6 +472,22 @@ async fn baselines(store: &Arc<dyn Store>, refresh: Duration) -> anyhow::Result<
         refresh.as_secs_f64() / pipeline.as_secs_f64()
     );
     Ok(())
+}
+
+/// Starts this process's peak resident memory (`VmHWM`) again from what it holds now.
+fn forget_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// This process's peak resident memory since it started, or since `forget_peak_memory`.
+fn peak_memory_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 #[tokio::main]

@@ -226,19 +226,23 @@ impl Clubs {
         while let Some(page) = pages.next().await {
             let mut readers = page?;
             let decided = run.decide(self.store.as_ref(), &mut readers).await?;
-            self.store
-                .apply_tiers(
-                    club.id,
-                    &decided.updates,
-                    &decided.expired,
-                    &actor.name,
-                    now,
-                    Some(work.fence()),
-                )
-                .await?;
+            // A page where no standing changed writes nothing (and so waits for no writer).
+            if !decided.updates.is_empty() || !decided.expired.is_empty() {
+                self.store
+                    .apply_tiers(
+                        club.id,
+                        &decided.updates,
+                        &decided.expired,
+                        &actor.name,
+                        now,
+                        Some(work.fence()),
+                    )
+                    .await?;
+            }
             counts.add(decided.counts);
-            work.progress(counts.processed).await?;
+            work.progress_paced(counts.processed).await?;
         }
+        work.progress(counts.processed).await?;
         Ok(counts)
     }
 

@@ -8,8 +8,8 @@
 mod runner;
 mod schedule;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -114,17 +114,36 @@ pub trait JobKind: Send + Sync {
     async fn run(&self, job: &JobRecord, work: &Work) -> Result<Done, JobError>;
 }
 
+/// Progress is written at most this often by [`Work::progress_paced`].
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
 /// What a running job holds: its fence, and the way to report progress.
 pub struct Work {
     fence: Fence,
     store: Arc<dyn Store>,
     lease: Duration,
+    /// When [`Work::progress_paced`] last wrote.
+    paced: Mutex<Option<Instant>>,
 }
 
 impl Work {
     /// The claim this host holds; fenced writes name it.
     pub fn fence(&self) -> &Fence {
         &self.fence
+    }
+
+    /// Like [`Work::progress`], but written only when the last paced write is at least
+    /// `PROGRESS_EVERY` old: for a job that would otherwise write after every small step.
+    /// The job writes its last figure with `progress` when it ends.
+    pub async fn progress_paced(&self, processed: i64) -> Result<(), Stop> {
+        {
+            let mut paced = self.paced.lock().unwrap_or_else(|e| e.into_inner());
+            if paced.is_some_and(|at| at.elapsed() < PROGRESS_EVERY) {
+                return Ok(());
+            }
+            *paced = Some(Instant::now());
+        }
+        self.progress(processed).await
     }
 
     /// Records how many items are done, extending the lease; tells the job to stop when it

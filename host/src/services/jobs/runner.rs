@@ -129,6 +129,7 @@ impl Runner {
             fence: fence.clone(),
             store: Arc::clone(self.jobs.store()),
             lease: self.jobs.settings().lease,
+            paced: std::sync::Mutex::new(None),
         };
         // The heartbeat lives and dies with the run: a host that stops running the job stops
         // extending its lease.

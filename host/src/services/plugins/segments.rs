@@ -322,8 +322,9 @@ impl Segments {
                 }
             }
             processed += sequences.len() as i64;
-            work.progress(processed).await?;
+            work.progress_paced(processed).await?;
         }
+        work.progress(processed).await?;
         Ok((members, failed))
     }
 
