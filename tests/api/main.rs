@@ -8,6 +8,7 @@ mod cli;
 mod clubs;
 mod complaints;
 mod contract;
+mod declarative;
 mod demo;
 mod distributable;
 mod duplicates;

@@ -30,7 +30,8 @@ async fn lapsed_readers(count: usize) -> (TestApp, Vec<String>) {
     (app, numbers)
 }
 
-async fn members(app: &TestApp, name: &str) -> BTreeSet<String> {
+/// The members of the segment's last refresh.
+pub(crate) async fn members(app: &TestApp, name: &str) -> BTreeSet<String> {
     let page: Value = app
         .get(
             &format!("/api/v1/segments/{name}/members?limit=1000"),
@@ -48,13 +49,13 @@ async fn members(app: &TestApp, name: &str) -> BTreeSet<String> {
         .collect()
 }
 
-async fn erase(app: &TestApp, number: &str) {
+pub(crate) async fn erase(app: &TestApp, number: &str) {
     let path = format!("/api/v1/subscribers/{number}/erase");
     let response = app.post(&path, &app.admin, &json!({})).await;
     assert_eq!(response.status(), StatusCode::OK, "erasure of {number}");
 }
 
-fn set(numbers: &[String]) -> BTreeSet<String> {
+pub(crate) fn set(numbers: &[String]) -> BTreeSet<String> {
     numbers.iter().cloned().collect()
 }
 
@@ -100,27 +101,32 @@ async fn a_refresh_right_after_a_renewal_a_merge_and_an_erasure_reflects_each() 
     assert_eq!(members(&app, "lapsed").await, set(&lapsed[2..]));
 }
 
-#[tokio::test]
-async fn a_refresh_racing_renewals_and_erasures_sees_one_state_and_loses_no_reader() {
-    // Arrange: 40 lapsed readers; 30 to be renewed in an order that jumps across the pages
-    // (first, last, second, second to last, ...), the other 10 to be erased.
-    let (app, lapsed) = lapsed_readers(40).await;
-    let app = Arc::new(app);
-    let (renewing, erasing) = lapsed.split_at(30);
+/// The readers in an order that jumps across pages: first, last, second, second to last, ...
+pub(crate) fn jumping(readers: &[String]) -> Vec<String> {
     let mut order = Vec::new();
-    let (mut low, mut high) = (0, renewing.len());
+    let (mut low, mut high) = (0, readers.len());
     while low < high {
-        order.push(renewing[low].clone());
+        order.push(readers[low].clone());
         low += 1;
         if low < high {
             high -= 1;
-            order.push(renewing[high].clone());
+            order.push(readers[high].clone());
         }
     }
+    order
+}
 
-    // Act: the refresh runs while one task renews and another erases.
+/// Refreshes `segment` while one task renews the readers of `order` (in that order, a print
+/// year of `DT` from September 2026) and another erases those of `erasing`; the finished
+/// refresh, once both tasks are done too.
+pub(crate) async fn refresh_racing(
+    app: &Arc<TestApp>,
+    segment: &str,
+    order: &[String],
+    erasing: &[String],
+) -> Value {
     let renewals = {
-        let (app, order) = (Arc::clone(&app), order.clone());
+        let (app, order) = (Arc::clone(app), order.to_vec());
         tokio::spawn(async move {
             for number in &order {
                 subscribe(&app, number, print_year("DT", "2026-09-01")).await;
@@ -128,16 +134,30 @@ async fn a_refresh_racing_renewals_and_erasures_sees_one_state_and_loses_no_read
         })
     };
     let erasures = {
-        let (app, erasing) = (Arc::clone(&app), erasing.to_vec());
+        let (app, erasing) = (Arc::clone(app), erasing.to_vec());
         tokio::spawn(async move {
             for number in &erasing {
                 erase(&app, number).await;
             }
         })
     };
-    let done = refresh(&app, "lapsed").await;
+    let done = refresh(app, segment).await;
     renewals.await.expect("renewals");
     erasures.await.expect("erasures");
+    done
+}
+
+#[tokio::test]
+async fn a_refresh_racing_renewals_and_erasures_sees_one_state_and_loses_no_reader() {
+    // Arrange: 40 lapsed readers; 30 to be renewed in an order that jumps across the pages
+    // (first, last, second, second to last, ...), the other 10 to be erased.
+    let (app, lapsed) = lapsed_readers(40).await;
+    let app = Arc::new(app);
+    let (renewing, erasing) = lapsed.split_at(30);
+    let order = jumping(renewing);
+
+    // Act: the refresh runs while one task renews and another erases.
+    let done = refresh_racing(&app, "lapsed", &order, erasing).await;
 
     // Assert: the members are the lapsed readers less the first k renewed, for one k; the
     // erased readers are all there.

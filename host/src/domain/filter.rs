@@ -288,12 +288,7 @@ impl Filter {
     fn validate_at(&self, at: &str, depth: usize, errors: &mut FieldErrors) {
         match self {
             Self::All(filters) | Self::Any(filters) => {
-                let word = if matches!(self, Self::All(_)) {
-                    "all"
-                } else {
-                    "any"
-                };
-                let at = format!("{at}.{word}");
+                let at = format!("{at}.{}", self.word());
                 if filters.is_empty() {
                     errors.add(at.as_str(), "list at least one filter");
                 }
@@ -509,6 +504,36 @@ impl Filter {
             Self::Tier { club, .. } => Some(club.as_str()),
             _ => None,
         })
+    }
+
+    /// Every condition (not a combination) with the path it is written at under `at`, e.g.
+    /// `filter.all[1]` for the second filter of an `all` at `filter`, in the order written.
+    pub fn conditions<'a>(&'a self, at: &str) -> Vec<(String, &'a Filter)> {
+        match self {
+            Self::All(filters) | Self::Any(filters) => {
+                let at = format!("{at}.{}", self.word());
+                let parts = filters.iter().enumerate();
+                parts
+                    .flat_map(|(i, filter)| filter.conditions(&format!("{at}[{i}]")))
+                    .collect()
+            }
+            Self::Not(filter) => filter.conditions(&format!("{at}.not")),
+            other => vec![(at.to_owned(), other)],
+        }
+    }
+
+    /// The key a combination is written with.
+    fn word(&self) -> &'static str {
+        match self {
+            Self::All(_) => "all",
+            Self::Any(_) => "any",
+            _ => "not",
+        }
+    }
+
+    /// Whether any condition is one that `is` picks (e.g. to know which facts to read).
+    pub fn any_condition(&self, is: impl Fn(&Filter) -> bool + Copy) -> bool {
+        !self.collect(|f| is(f).then_some(())).is_empty()
     }
 
     /// What `pick` takes from every condition, in the order written.
@@ -1516,5 +1541,34 @@ mod tests {
         let f = filter(r#"{"all": [{"segment": {"name": "b"}}, {"segment": {"name": "d"}}]}"#);
         assert_eq!(cycle("a", &f, stored), None);
         assert_eq!(cycle("a", &filter(r#"{"age": {"min": 18}}"#), stored), None);
+    }
+
+    #[test]
+    fn conditions_are_listed_with_the_paths_validation_reports_them_at() {
+        let f = filter(
+            r#"{"all": [{"age": {"min": 18}}, {"not": {"any": [{"holds": {"publication": "D"}},
+                {"segment": {"name": "b"}}]}}]}"#,
+        );
+        let paths: Vec<String> = f
+            .conditions("filter")
+            .into_iter()
+            .map(|(at, _)| at)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "filter.all[0]",
+                "filter.all[1].not.any[0]",
+                "filter.all[1].not.any[1]"
+            ]
+        );
+        let bad =
+            filter(r#"{"all": [{"age": {"min": 1}}, {"not": {"any": [{"age": {"min": -1}}]}}]}"#);
+        let mut errors = FieldErrors::default();
+        bad.validate("filter", &mut errors);
+        let reported: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(reported, ["filter.all[1].not.any[0].age.min"]);
+        assert!(f.any_condition(|c| matches!(c, Filter::Segment { .. })));
+        assert!(!f.any_condition(|c| matches!(c, Filter::Complaints { .. })));
     }
 }

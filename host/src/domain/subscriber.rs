@@ -70,6 +70,16 @@ pub enum RelationshipLevel {
     Partnership,
 }
 
+impl std::str::FromStr for RelationshipLevel {
+    type Err = serde::de::value::Error;
+
+    /// The level from its name as written in JSON, e.g. `proactive`.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        use serde::de::IntoDeserializer;
+        Self::deserialize(name.into_deserializer())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AddressKind {
@@ -526,6 +536,16 @@ mod tests {
 
     fn gb() -> CountryCode {
         CountryCode::parse("GB").unwrap()
+    }
+
+    #[test]
+    fn a_relationship_level_is_read_by_its_json_name() {
+        assert_eq!(
+            "proactive".parse::<RelationshipLevel>().unwrap(),
+            RelationshipLevel::Proactive
+        );
+        assert!("Proactive".parse::<RelationshipLevel>().is_err());
+        assert!("gold".parse::<RelationshipLevel>().is_err());
     }
 
     fn today() -> NaiveDate {

@@ -21,7 +21,7 @@ use crate::services::auto_renewal::AUTO_RENEWAL;
 use crate::services::clubs::RECOMPUTE;
 use crate::services::imports::IMPORT;
 use crate::services::jobs::{self, JobView};
-use crate::services::plugins::segments::REFRESH;
+use crate::services::segments::REFRESH;
 use crate::store::{JobFilter, JobRecord, JobState};
 
 /// The kinds of job there are.

@@ -1,4 +1,5 @@
-//! Segments defined by segmenter plugins, their background refreshes, and their members.
+//! Segments, defined by a segmenter plugin or by a filter: their definitions, previews of a
+//! filter, background refreshes, and members.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,18 +13,24 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{AdminOnly, ApiJson, ApiPath, ApiQuery, Auth, StaffOrAdmin};
 use super::page::{self, Page};
-use crate::services::plugins::segments::{Refresh, SegmentDraft, SegmentView};
+use crate::services::segments::{
+    PreviewDraft, Refresh, SegmentChange, SegmentDraft, SegmentPreview, SegmentView,
+};
 use crate::store::SubscriberSummary;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_segment, list_segments))
-        .routes(routes!(get_segment, delete_segment))
+        .routes(routes!(preview_segment))
+        .routes(routes!(get_segment, update_segment, delete_segment))
         .routes(routes!(refresh_segment))
         .routes(routes!(segment_members))
 }
 
-/// Defines a segment: the members are the readers for whom a segmenter plugin returns `key`.
+/// Defines a segment: the members are the readers for whom a segmenter plugin returns `key`,
+/// or those a filter matches (today, or `as_of` a past day). A filter names the publications,
+/// clubs, tiers and segments it reads, which must exist; segments may not refer to each
+/// other in a cycle. The segment has no members until its first refresh.
 #[utoipa::path(
     post,
     path = "/api/v1/segments",
@@ -32,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     security(("api_key" = ["admin", "staff"])),
     responses(
         (status = 201, body = SegmentView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "The name is taken"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     )
@@ -79,6 +87,56 @@ async fn get_segment(
     Ok(Json(state.segments.get(&name).await?))
 }
 
+/// Counts the live readers a filter matches (today, or `as_of` a past day) and lists the
+/// first in number order; nothing is saved.
+#[utoipa::path(
+    post,
+    path = "/api/v1/segments/preview",
+    tag = "segments",
+    request_body = PreviewDraft,
+    security(("api_key" = ["admin", "staff"])),
+    responses(
+        (status = 200, body = SegmentPreview),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "A segment or club the filter names was deleted meanwhile"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn preview_segment(
+    State(state): State<AppState>,
+    _auth: Auth<StaffOrAdmin>,
+    ApiJson(draft): ApiJson<PreviewDraft>,
+) -> ApiResult<Json<SegmentPreview>> {
+    Ok(Json(state.segments.preview(draft).await?))
+}
+
+/// Changes a segment's description or definition: a filter segment's `filter` and `as_of`,
+/// a plugin segment's `plugin_version` and `key`. The members stay those of the last refresh
+/// until the next one.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/segments/{name}",
+    tag = "segments",
+    params(("name" = String, Path, description = "Segment name")),
+    request_body = SegmentChange,
+    security(("api_key" = ["admin", "staff"])),
+    responses(
+        (status = 200, body = SegmentView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn update_segment(
+    State(state): State<AppState>,
+    _auth: Auth<StaffOrAdmin>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(change): ApiJson<SegmentChange>,
+) -> ApiResult<Json<SegmentView>> {
+    Ok(Json(state.segments.update(&name, change).await?))
+}
+
+/// Deletes a segment with its members; refused while another segment's filter refers to it.
 #[utoipa::path(
     delete,
     path = "/api/v1/segments/{name}",
@@ -88,6 +146,7 @@ async fn get_segment(
     responses(
         (status = 204),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Another segment's filter refers to it"),
     )
 )]
 async fn delete_segment(
@@ -99,7 +158,8 @@ async fn delete_segment(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Queues a refresh job: a host runs the plugin over every reader in batches. Follow it at
+/// Queues a refresh job: a host runs the plugin, or matches the filter, over every reader in
+/// batches. Follow it at
 /// its `job` link (or poll the segment). One refresh per segment runs at a time.
 #[utoipa::path(
     post,

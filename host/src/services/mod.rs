@@ -15,6 +15,7 @@ pub mod legacy;
 pub mod pipeline;
 pub mod plugins;
 pub mod renewals;
+pub mod segments;
 pub mod subscribers;
 pub mod timeline;
 

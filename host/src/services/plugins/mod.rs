@@ -4,7 +4,6 @@
 
 pub mod campaigns;
 pub mod offers;
-pub mod segments;
 pub mod view;
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,17 +1,27 @@
 //! Segments in the store: `SegmentStore` and its records; `sql.rs` holds the SQL both backends run.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Fence, StoreResult, SubscriberSummary};
+use crate::domain::filter::Filter;
 
-/// Segments defined by plugins and their members (refreshes are jobs).
+/// Segments, defined by a plugin or by a filter, and their members (refreshes are jobs).
 #[async_trait]
 pub trait SegmentStore: Send + Sync {
     /// A taken name is a conflict.
     async fn insert_segment(&self, new: NewSegment) -> StoreResult<SegmentRecord>;
     async fn list_segments(&self) -> StoreResult<Vec<SegmentRecord>>;
     async fn get_segment(&self, name: &str) -> StoreResult<Option<SegmentRecord>>;
+    /// Replaces the description and the definition; the members stay those of the last
+    /// refresh. A missing segment is not found.
+    async fn update_segment(
+        &self,
+        id: i64,
+        description: Option<&str>,
+        definition: &Definition,
+        at: DateTime<Utc>,
+    ) -> StoreResult<SegmentRecord>;
     /// Removes the segment with its members (its refresh jobs stay in the jobs' history).
     async fn delete_segment(&self, id: i64) -> StoreResult<()>;
     /// Writes the ending of the refresh job if its fence still holds and, with it in one
@@ -32,29 +42,56 @@ pub trait SegmentStore: Send + Sync {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<SubscriberSummary>>;
+    /// The sequences of every member, in order.
+    async fn segment_member_sequences(&self, segment_id: i64) -> StoreResult<Vec<i64>>;
 }
 
-/// A segment defined by a segmenter plugin and one of the keys it returns.
+/// A segment: who decides its members, and the size of its last refresh.
 #[derive(Debug, Clone)]
 pub struct SegmentRecord {
     pub id: i64,
     pub name: String,
     pub description: Option<String>,
-    pub plugin_id: String,
-    pub plugin_version: Option<String>,
-    pub segment_key: String,
+    pub definition: Definition,
     pub size: Option<i64>,
     pub refreshed_at: Option<DateTime<Utc>>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+    /// When the description or definition last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What decides a segment's members.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Definition {
+    /// The readers a segmenter plugin gives `key`.
+    Plugin {
+        plugin_id: String,
+        /// A pinned version; none follows the plugin's active version.
+        plugin_version: Option<String>,
+        key: String,
+    },
+    /// The readers the filter matches, today or on the day `as_of`.
+    Filter {
+        filter: Filter,
+        as_of: Option<NaiveDate>,
+    },
+}
+
+impl Definition {
+    /// The filter of a declarative segment.
+    pub fn filter(&self) -> Option<&Filter> {
+        match self {
+            Self::Filter { filter, .. } => Some(filter),
+            Self::Plugin { .. } => None,
+        }
+    }
 }
 
 pub struct NewSegment {
     pub name: String,
     pub description: Option<String>,
-    pub plugin_id: String,
-    pub plugin_version: Option<String>,
-    pub segment_key: String,
+    pub definition: Definition,
     pub created_by: String,
     pub at: DateTime<Utc>,
 }

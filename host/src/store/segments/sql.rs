@@ -2,7 +2,7 @@
 //! see `store::jobs`) completes, under the job's fence.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::FromRow;
 
 use super::Db;
@@ -10,12 +10,12 @@ use super::jobs::end_in;
 use super::subscribers::{SUMMARY_COLUMNS, SummaryRow};
 use crate::store::backend::{Backend, SqlStore};
 use crate::store::{
-    Ending, Fence, NewSegment, SegmentRecord, SegmentStore, StoreError, StoreResult,
+    Definition, Ending, Fence, NewSegment, SegmentRecord, SegmentStore, StoreError, StoreResult,
     SubscriberSummary,
 };
 
 const SEGMENT_COLUMNS: &str = "id, name, description, plugin_id, plugin_version, segment_key, \
-     size, refreshed_at, created_by, created_at";
+     filter, as_of, size, refreshed_at, created_by, created_at, updated_at";
 /// Rows per multi-row insert of members.
 const MEMBER_CHUNK: usize = 500;
 
@@ -24,29 +24,85 @@ struct SegmentRow {
     id: i64,
     name: String,
     description: Option<String>,
-    plugin_id: String,
+    plugin_id: Option<String>,
     plugin_version: Option<String>,
-    segment_key: String,
+    segment_key: Option<String>,
+    filter: Option<String>,
+    as_of: Option<NaiveDate>,
     size: Option<i64>,
     refreshed_at: Option<DateTime<Utc>>,
     created_by: String,
     created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
-impl From<SegmentRow> for SegmentRecord {
-    fn from(r: SegmentRow) -> Self {
-        Self {
+impl TryFrom<SegmentRow> for SegmentRecord {
+    type Error = StoreError;
+
+    fn try_from(r: SegmentRow) -> StoreResult<Self> {
+        let definition = match (r.plugin_id, r.segment_key, r.filter) {
+            (Some(plugin_id), Some(key), None) => Definition::Plugin {
+                plugin_id,
+                plugin_version: r.plugin_version,
+                key,
+            },
+            (None, None, Some(filter)) => Definition::Filter {
+                filter: serde_json::from_str(&filter).map_err(|e| {
+                    StoreError::Corrupt(format!("the filter of segment {}: {e}", r.name))
+                })?,
+                as_of: r.as_of,
+            },
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "segment {} has neither a plugin and key nor a filter",
+                    r.name
+                )));
+            }
+        };
+        Ok(Self {
             id: r.id,
             name: r.name,
             description: r.description,
-            plugin_id: r.plugin_id,
-            plugin_version: r.plugin_version,
-            segment_key: r.segment_key,
+            definition,
             size: r.size,
             refreshed_at: r.refreshed_at,
             created_by: r.created_by,
             created_at: r.created_at,
-        }
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// The definition's columns: plugin, version, key, filter (as JSON) and day.
+type DefinitionColumns<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<String>,
+    Option<NaiveDate>,
+);
+
+fn columns(definition: &Definition) -> DefinitionColumns<'_> {
+    match definition {
+        Definition::Plugin {
+            plugin_id,
+            plugin_version,
+            key,
+        } => (
+            Some(plugin_id),
+            plugin_version.as_deref(),
+            Some(key),
+            None,
+            None,
+        ),
+        Definition::Filter { filter, as_of } => (
+            None,
+            None,
+            None,
+            // A filter is plain data: writing it as JSON cannot fail.
+            Some(serde_json::to_string(filter).unwrap_or_default()),
+            *as_of,
+        ),
     }
 }
 
@@ -56,14 +112,18 @@ impl SegmentStore for SqlStore<Db> {
     async fn insert_segment(&self, new: NewSegment) -> StoreResult<SegmentRecord> {
         let sql = format!(
             "INSERT INTO segments (name, description, plugin_id, plugin_version, segment_key, \
-             created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {SEGMENT_COLUMNS}"
+             filter, as_of, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {SEGMENT_COLUMNS}"
         );
+        let (plugin, version, key, filter, as_of) = columns(&new.definition);
         let row: SegmentRow = sqlx::query_as(&sql)
             .bind(new.name.as_str())
-            .bind(new.description)
-            .bind(new.plugin_id.as_str())
-            .bind(new.plugin_version)
-            .bind(new.segment_key.as_str())
+            .bind(new.description.as_deref())
+            .bind(plugin)
+            .bind(version)
+            .bind(key)
+            .bind(filter)
+            .bind(as_of)
             .bind(new.created_by.as_str())
             .bind(new.at)
             .fetch_one(&self.write)
@@ -74,14 +134,14 @@ impl SegmentStore for SqlStore<Db> {
                 }
                 other => other,
             })?;
-        Ok(row.into())
+        row.try_into()
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn list_segments(&self) -> StoreResult<Vec<SegmentRecord>> {
         let sql = format!("SELECT {SEGMENT_COLUMNS} FROM segments ORDER BY name");
         let rows: Vec<SegmentRow> = sqlx::query_as(&sql).fetch_all(&self.read).await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -91,7 +151,35 @@ impl SegmentStore for SqlStore<Db> {
             .bind(name)
             .fetch_optional(&self.read)
             .await?;
-        Ok(row.map(Into::into))
+        row.map(TryInto::try_into).transpose()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn update_segment(
+        &self,
+        id: i64,
+        description: Option<&str>,
+        definition: &Definition,
+        at: DateTime<Utc>,
+    ) -> StoreResult<SegmentRecord> {
+        let sql = format!(
+            "UPDATE segments SET description = $2, plugin_id = $3, plugin_version = $4, \
+             segment_key = $5, filter = $6, as_of = $7, updated_at = $8 WHERE id = $1 \
+             RETURNING {SEGMENT_COLUMNS}"
+        );
+        let (plugin, version, key, filter, as_of) = columns(definition);
+        let row: Option<SegmentRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(description)
+            .bind(plugin)
+            .bind(version)
+            .bind(key)
+            .bind(filter)
+            .bind(as_of)
+            .bind(at)
+            .fetch_optional(&self.write)
+            .await?;
+        row.ok_or(StoreError::NotFound)?.try_into()
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -173,5 +261,16 @@ impl SegmentStore for SqlStore<Db> {
             .fetch_all(&self.read)
             .await?;
         rows.into_iter().map(SubscriberSummary::try_from).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn segment_member_sequences(&self, segment_id: i64) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT subscriber_id FROM segment_members WHERE segment_id = $1 \
+             ORDER BY subscriber_id",
+        )
+        .bind(segment_id)
+        .fetch_all(&self.read)
+        .await?)
     }
 }

@@ -35,6 +35,8 @@ pub trait SubscriberStore: Send + Sync {
         &self,
         filter: &SubscriberFilter,
     ) -> StoreResult<Vec<SubscriberSummary>>;
+    /// The subscribers with these sequences (at most a page of them), in sequence order.
+    async fn summaries(&self, sequences: &[i64]) -> StoreResult<Vec<SubscriberSummary>>;
     /// Live subscribers holding any of the terms, with the kind of term that matched.
     async fn find_by_terms(&self, terms: &[SearchTerm]) -> StoreResult<Vec<TermMatch>>;
     /// Subscribers answering each probe (one list per probe, in the probes' order), each list

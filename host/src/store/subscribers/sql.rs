@@ -319,6 +319,25 @@ impl SubscriberStore for SqlStore<Db> {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn summaries(&self, sequences: &[i64]) -> StoreResult<Vec<SubscriberSummary>> {
+        if sequences.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = Sql::new(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM subscribers s WHERE s.id IN ("
+        ));
+        for (i, sequence) in sequences.iter().enumerate() {
+            if i > 0 {
+                query.push(", ");
+            }
+            query.bind(*sequence);
+        }
+        query.push(") ORDER BY s.id");
+        let rows: Vec<SummaryRow> = query.query_as().fetch_all(&self.read).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_by_terms(&self, terms: &[SearchTerm]) -> StoreResult<Vec<TermMatch>> {
         if terms.is_empty() {
             return Ok(Vec::new());
