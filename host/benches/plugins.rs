@@ -3,8 +3,9 @@
 //! - the churn-risk segmenter over N in-memory readers as a component, next to the same Rust
 //!   code run natively on the same records (one thread each), and the component on all cores;
 //! - a segment refresh end to end through the service (database reads, projection, plugin,
-//!   membership write) over the stored demo readers, next to a bare count of them and to the
-//!   reader pipeline's pages read and decoded without deciding anything;
+//!   membership write) over the stored demo readers, and a declarative segment's (three
+//!   conditions, no plugin), next to a bare count of them and to the reader pipeline's pages
+//!   read and decoded without deciding anything;
 //! - one offers request over HTTP (loyalty-offers) next to a card read over HTTP.
 //!
 //! `cargo bench -p masthead --bench plugins`. `BENCH_READERS` (default 1,000,000) sizes the
@@ -353,28 +354,7 @@ async fn through_the_service(subscribers: usize) -> anyhow::Result<()> {
         .send()
         .await?;
     forget_peak_memory();
-    let started = Instant::now();
-    let job: Value = client
-        .post(format!("{base}/api/v1/segments/churn-high/refresh"))
-        .bearer_auth(&admin)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let done = loop {
-        let view: Value = client
-            .get(format!("{base}/api/v1/segments/churn-high"))
-            .bearer_auth(&admin)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if view["refreshes"][0]["id"] == job["id"] && view["refreshes"][0]["state"] != "running" {
-            break view;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let refresh = started.elapsed();
+    let (refresh, done) = refreshed(&client, &base, &admin, "churn-high").await?;
     println!(
         "segment refresh end to end over {subscribers} stored readers: {:.2} s ({}; {} members); \
          peak resident memory of the service (and this driver) during it {:.0} MiB",
@@ -383,7 +363,34 @@ async fn through_the_service(subscribers: usize) -> anyhow::Result<()> {
         done["size"],
         peak_memory_mib()
     );
-    baselines(&store, refresh).await?;
+    // Three conditions, on terms, on the profile row, and on the consents.
+    let filter = json!({ "all": [
+        { "tenure": { "min_years": 3 } },
+        { "holds": { "publication": "DAILY", "format": "print" } },
+        { "consent": { "purpose": "marketing_email" } },
+    ] });
+    let defined = client
+        .post(format!("{base}/api/v1/segments"))
+        .bearer_auth(&admin)
+        .json(&json!({ "name": "loyal-print", "filter": filter }))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        defined.status().is_success(),
+        "the filter segment: {}",
+        defined.text().await?
+    );
+    forget_peak_memory();
+    let (declarative, done) = refreshed(&client, &base, &admin, "loyal-print").await?;
+    println!(
+        "declarative segment refresh (three conditions) end to end over {subscribers} stored \
+         readers: {:.2} s ({}; {} members); peak resident memory {:.0} MiB",
+        declarative.as_secs_f64(),
+        done["refreshes"][0]["state"],
+        done["size"],
+        peak_memory_mib()
+    );
+    baselines(&store, refresh, declarative).await?;
 
     let page: Value = client
         .get(format!("{base}/api/v1/subscribers?limit=200"))
@@ -442,9 +449,44 @@ async fn through_the_service(subscribers: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refreshes the segment `name` over HTTP and waits for the job to end: how long it took and
+/// the segment after it.
+async fn refreshed(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    name: &str,
+) -> anyhow::Result<(Duration, Value)> {
+    let started = Instant::now();
+    let job: Value = client
+        .post(format!("{base}/api/v1/segments/{name}/refresh"))
+        .bearer_auth(admin)
+        .send()
+        .await?
+        .json()
+        .await?;
+    loop {
+        let view: Value = client
+            .get(format!("{base}/api/v1/segments/{name}"))
+            .bearer_auth(admin)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if view["refreshes"][0]["id"] == job["id"] && view["refreshes"][0]["state"] != "running" {
+            return Ok((started.elapsed(), view));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// What the refresh costs beside reading alone, in the same run: a bare count of the readers,
 /// and the reader pipeline's pages (with what churn-risk reads) decoded, deciding nothing.
-async fn baselines(store: &Arc<dyn Store>, refresh: Duration) -> anyhow::Result<()> {
+async fn baselines(
+    store: &Arc<dyn Store>,
+    refresh: Duration,
+    declarative: Duration,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let readers = store.count_readers().await?;
     let count = started.elapsed();
@@ -466,10 +508,12 @@ async fn baselines(store: &Arc<dyn Store>, refresh: Duration) -> anyhow::Result<
     let pipeline = started.elapsed();
     println!(
         "baselines: SELECT count(*) of {readers} readers {:.3} s; the pipeline's pages of {read} \
-         readers with {terms} terms and complaints {:.2} s; the refresh is {:.2}x the pipeline",
+         readers with {terms} terms and complaints {:.2} s; the plugin refresh is {:.2}x the \
+         pipeline, the declarative one {:.2}x",
         count.as_secs_f64(),
         pipeline.as_secs_f64(),
-        refresh.as_secs_f64() / pipeline.as_secs_f64()
+        refresh.as_secs_f64() / pipeline.as_secs_f64(),
+        declarative.as_secs_f64() / pipeline.as_secs_f64()
     );
     Ok(())
 }
