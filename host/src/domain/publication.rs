@@ -18,12 +18,7 @@ pub struct PublicationCode(String);
 impl PublicationCode {
     pub fn parse(text: &str) -> Result<Self, String> {
         let upper = text.trim().to_ascii_uppercase();
-        let valid = (2..=32).contains(&upper.len())
-            && upper
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
-            && upper.as_bytes()[0].is_ascii_uppercase();
-        if valid {
+        if is_code(&upper) {
             Ok(Self(upper))
         } else {
             Err(format!(
@@ -33,9 +28,28 @@ impl PublicationCode {
         }
     }
 
+    /// A code as stored, already in its checked form: kept without a copy when it is one
+    /// (population reads decode millions of them).
+    pub fn from_stored(code: String) -> Result<Self, String> {
+        if is_code(&code) {
+            Ok(Self(code))
+        } else {
+            Self::parse(&code)
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// 2 to 32 upper-case letters, digits or dashes, starting with a letter.
+fn is_code(code: &str) -> bool {
+    (2..=32).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+        && code.as_bytes()[0].is_ascii_uppercase()
 }
 
 impl fmt::Display for PublicationCode {

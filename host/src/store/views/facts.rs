@@ -213,7 +213,8 @@ fn term(facts: TermFacts) -> StoreResult<Term> {
     };
     Ok(Term {
         id: facts.id,
-        publication: PublicationCode::parse(&facts.publication).map_err(StoreError::Corrupt)?,
+        publication: PublicationCode::from_stored(facts.publication)
+            .map_err(StoreError::Corrupt)?,
         format: facts.format,
         months: facts.months,
         start: date(facts.start)?,
