@@ -415,7 +415,7 @@ impl Segments {
         let day = selection.day();
         let pipeline = Pipeline::new(Arc::clone(self.store()));
         let now = self.plugins.clock().now();
-        let pages = Arc::new(selection).matched_pages(&pipeline, self.batch_size as i64, now);
+        let pages = Arc::new(selection).matched_pages(&pipeline, selection::PAGE, now);
         let mut pages = std::pin::pin!(pages);
         let (mut count, mut first) = (0i64, Vec::new());
         while let Some(page) = pages.next().await {

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 use serde_json::json;
 
-use super::{REFRESH, Segments, subject};
+use super::{REFRESH, Segments, selection, subject};
 use crate::domain::filter::Filter;
 use crate::services::jobs::{Done, JobError, JobKind, Stop, Work};
 use crate::services::pipeline::{Needs, Pipeline};
@@ -66,7 +66,7 @@ impl Segments {
         let selection = Arc::new(self.selection(filter, as_of).await?);
         let pipeline = Pipeline::new(Arc::clone(self.store()));
         let now = self.plugins.clock().now();
-        let pages = selection.matched_pages(&pipeline, self.batch_size as i64, now);
+        let pages = selection.matched_pages(&pipeline, selection::PAGE, now);
         let mut pages = std::pin::pin!(pages);
         let (mut members, mut processed) = (Vec::new(), 0i64);
         while let Some(page) = pages.next().await {

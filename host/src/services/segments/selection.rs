@@ -17,6 +17,10 @@ use crate::services::pipeline::{Needs, Pipeline};
 use crate::services::{ServiceError, ServiceResult};
 use crate::store::{Definition, Reader, Store, StoreError};
 
+/// Readers a pass matches at a time: no plugin is called, so pages are as large as a few
+/// kept chunks, which keeps the trips to the database and the blocking pool few.
+pub const PAGE: i64 = 16 * 1024;
+
 /// A filter ready to be evaluated on one day over any number of readers.
 pub struct Selection {
     filter: Filter,
