@@ -17,9 +17,11 @@ use crate::services::pipeline::{Needs, Pipeline};
 use crate::services::{ServiceError, ServiceResult};
 use crate::store::{Definition, Reader, Store, StoreError};
 
-/// Readers a pass matches at a time: no plugin is called, so pages are as large as a few
-/// kept chunks, which keeps the trips to the database and the blocking pool few.
-pub const PAGE: i64 = 16 * 1024;
+/// Readers a pass matches at a time: no plugin is called, so a page is four kept chunks,
+/// which keeps the trips to the database and the blocking pool few. Larger pages cost memory:
+/// at 1M, pages of 16,384 readers refreshed in 2.48 s with the service peaking at 399 MiB,
+/// pages of 4,096 in 3.04 s at 313 MiB (one run each).
+pub const PAGE: i64 = 4 * 1024;
 
 /// A filter ready to be evaluated on one day over any number of readers.
 pub struct Selection {
