@@ -7,7 +7,8 @@
 //! - the card and the baseline again while 50 offers requests are kept in flight against a
 //!   plugin that spins to its deadline on every call (`tests/plugins/stall`), next to the
 //!   same reads with nothing burning, from the same run;
-//! - the service's resident memory: after loading, and its peak over the whole run.
+//! - the service's resident memory: after loading, and its peak over the whole run, then
+//!   after a declarative segment refresh over every reader (a population-wide pass).
 //!
 //! `cargo bench -p masthead --bench http`. `BENCH_SUBSCRIBERS` (default 1,000,000) sizes the
 //! publisher, `BENCH_SECONDS` (default 10) each scenario, `BENCH_CONNECTIONS` (default 32)
@@ -450,5 +451,65 @@ async fn main() -> anyhow::Result<()> {
         "\nservice memory: {rss_idle:.0} MiB resident when ready, {rss:.0} MiB after the load, \
          peak {peak:.0} MiB (VmHWM)"
     );
+    let (took, size) = refresh_everyone(&client, &base, &admin).await?;
+    let (rss, peak) = memory(server.0.id());
+    println!(
+        "\na declarative segment refresh over every reader in the service: {:.2} s, {size} \
+         members; service memory after it {rss:.0} MiB resident, peak {peak:.0} MiB (VmHWM)",
+        took.as_secs_f64()
+    );
     Ok(())
+}
+
+/// Defines a declarative segment of three conditions (kept from an earlier run of a kept
+/// database) and refreshes it over every reader: how long it took, and its size.
+async fn refresh_everyone(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+) -> anyhow::Result<(Duration, i64)> {
+    let filter = serde_json::json!({ "all": [
+        { "tenure": { "min_years": 3 } },
+        { "holds": { "publication": "DAILY", "format": "print" } },
+        { "age": { "min": 40 } },
+    ] });
+    let defined = client
+        .post(format!("{base}/api/v1/segments"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({ "name": "loyal-print", "filter": filter }))
+        .send()
+        .await?;
+    let kept = defined.status() == reqwest::StatusCode::CONFLICT;
+    anyhow::ensure!(
+        defined.status().is_success() || kept,
+        "defining the segment: {}",
+        defined.text().await?
+    );
+    let started = Instant::now();
+    let queued = client
+        .post(format!("{base}/api/v1/segments/loyal-print/refresh"))
+        .bearer_auth(admin)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        queued.status().is_success(),
+        "refreshing: {}",
+        queued.text().await?
+    );
+    let job: serde_json::Value = queued.json().await?;
+    loop {
+        let view: serde_json::Value = client
+            .get(format!("{base}/api/v1/segments/loyal-print"))
+            .bearer_auth(admin)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let latest = &view["refreshes"][0];
+        if latest["id"] == job["id"] && latest["state"] != "running" {
+            anyhow::ensure!(latest["state"] == "done", "the refresh ended so: {latest}");
+            return Ok((started.elapsed(), view["size"].as_i64().unwrap_or(0)));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
