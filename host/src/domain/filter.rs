@@ -9,13 +9,13 @@ use serde_json::Value;
 
 use super::FieldErrors;
 use super::club::is_code;
-use super::consent::{ConsentPurpose, Consents};
+use super::consent::ConsentPurpose;
 use super::contact::{CountryCode, normalize_postal_code};
 use super::money::checked_sum;
 use super::publication::{Format, PublicationCode};
 use super::subscriber::RelationshipLevel;
 use super::tenure::{SubscriptionStatus, status, tenure_on};
-use super::term::{Span, Term};
+use super::term::{Span, TermFact};
 use super::text;
 
 /// Longest trailing window a spend condition may look back over.
@@ -202,7 +202,7 @@ pub struct Subject<'a> {
     /// Gaps shorter than this many days do not break tenure.
     pub grace_days: i64,
     /// Every term of the reader, in any order.
-    pub terms: &'a [Term],
+    pub terms: &'a [TermFact<'a>],
     /// Of the main address, as stored.
     pub region: Option<&'a str>,
     /// Of the main address: an ISO 3166 code.
@@ -210,8 +210,8 @@ pub struct Subject<'a> {
     /// Of the main address, folded (see `normalize_postal_code`).
     pub postal_code: Option<&'a str>,
     pub birth_year: Option<i32>,
-    /// As they stand now.
-    pub consents: &'a Consents,
+    /// The purposes consent is granted for, as they stand now.
+    pub granted: &'a [ConsentPurpose],
     /// Complaints not yet resolved.
     pub open_complaints: u32,
     /// Complaints that missed their SLA deadline.
@@ -229,29 +229,29 @@ pub struct Subject<'a> {
     pub member: &'a dyn Fn(&Membership<'_>) -> bool,
 }
 
-impl Subject<'_> {
+impl<'a> Subject<'a> {
     /// The terms that count on the day: all of them today, those begun by the day as of it.
-    fn terms(&self) -> impl Iterator<Item = &Term> {
+    fn terms(&self) -> impl Iterator<Item = &TermFact<'a>> {
         self.terms
             .iter()
             .filter(move |t| !self.as_of || t.start <= self.day)
     }
 
-    fn spans(&self, keep: impl Fn(&Term) -> bool) -> Vec<Span> {
-        self.terms().filter(|t| keep(t)).map(Term::span).collect()
+    fn spans(&self, keep: impl Fn(&TermFact<'a>) -> bool) -> Vec<Span> {
+        self.terms().filter(|t| keep(t)).map(|t| t.span).collect()
     }
 
     /// The status on the day over the terms kept.
-    fn status(&self, keep: impl Fn(&Term) -> bool) -> SubscriptionStatus {
+    fn status(&self, keep: impl Fn(&TermFact<'a>) -> bool) -> SubscriptionStatus {
         status(&self.spans(keep), self.day, self.grace_days)
     }
 
     /// The titles held (active or in grace) on the day.
     fn titles_held(&self) -> usize {
-        let titles: BTreeSet<&PublicationCode> = self.terms().map(|t| &t.publication).collect();
+        let titles: BTreeSet<&str> = self.terms().map(|t| t.publication).collect();
         titles
             .into_iter()
-            .filter(|p| self.status(|t| &t.publication == *p).is_current())
+            .filter(|p| self.status(|t| t.publication == *p).is_current())
             .count()
     }
 
@@ -263,14 +263,14 @@ impl Subject<'_> {
             .day
             .checked_sub_months(Months::new(months))
             .unwrap_or(NaiveDate::MIN);
-        let revenue = self.terms().filter(|t| t.start > from).map(Term::revenue);
+        let revenue = self.terms().filter(|t| t.start > from).map(|t| t.revenue);
         checked_sum(revenue).unwrap_or(i64::MAX)
     }
 
     /// Paid less refunds for every term begun by the day.
     fn revenue(&self) -> i64 {
         let begun = self.terms.iter().filter(|t| t.start <= self.day);
-        checked_sum(begun.map(Term::revenue)).unwrap_or(i64::MAX)
+        checked_sum(begun.map(|t| t.revenue)).unwrap_or(i64::MAX)
     }
 
     fn attribute(&self, key: &str) -> Option<&Value> {
@@ -426,9 +426,7 @@ impl Filter {
                 format,
             } => subject
                 .status(|t| {
-                    t.publication
-                        .as_str()
-                        .eq_ignore_ascii_case(publication.trim())
+                    t.publication.eq_ignore_ascii_case(publication.trim())
                         && format.is_none_or(|f| t.format == f)
                 })
                 .is_current(),
@@ -454,7 +452,7 @@ impl Filter {
                 at_least,
                 exactly,
             } => tier_matches(subject, club, at_least.as_deref(), exactly.as_deref()),
-            Self::Consent { purpose } => subject.consents.get(purpose).is_some_and(|c| c.granted),
+            Self::Consent { purpose } => subject.granted.contains(purpose),
             Self::Complaints { state, min } => {
                 let held = match state {
                     ComplaintState::Open => subject.open_complaints,
@@ -815,12 +813,9 @@ fn order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::domain::consent::{ConsentChannel, ConsentState};
-    use crate::domain::money::{Currency, Money};
-    use crate::domain::term::{Cancellation, PaymentMethod, SalesChannel, last_day};
+    use crate::domain::term::last_day;
 
     const GRACE: i64 = 30;
 
@@ -832,46 +827,40 @@ mod tests {
         serde_json::from_str(json).expect("a filter")
     }
 
-    fn term(publication: &str, format: Format, start: &str, months: u32, paid: i64) -> Term {
-        let eur = Currency::parse("EUR").unwrap();
+    fn term(
+        publication: &'static str,
+        format: Format,
+        start: &str,
+        months: u32,
+        paid: i64,
+    ) -> TermFact<'static> {
         let start = date(start);
-        Term {
-            id: 1,
-            publication: PublicationCode::parse(publication).unwrap(),
+        TermFact {
+            publication,
             format,
-            months,
             start,
-            end: last_day(start, months),
-            extension_days: 0,
-            list_price: Money::new(paid, eur),
-            discounts: vec![],
-            price_paid: Money::new(paid, eur),
-            channel: SalesChannel::Web,
-            payment_method: PaymentMethod::Card,
-            auto_renew: true,
-            renews: None,
-            holds: vec![],
-            cancellation: None,
-            created_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
+            span: Span {
+                start,
+                last: last_day(start, months),
+                cancelled: false,
+            },
+            revenue: paid,
         }
     }
 
     /// Cut short on `effective` with `refund` back.
-    fn cancelled(mut term: Term, effective: &str, refund: i64) -> Term {
-        term.cancellation = Some(Cancellation {
-            effective: date(effective),
-            reason: "moved abroad".into(),
-            refund: Some(Money::new(refund, Currency::parse("EUR").unwrap())),
-            recorded_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
-            recorded_by: "desk".into(),
-        });
+    fn cancelled(mut term: TermFact<'static>, effective: &str, refund: i64) -> TermFact<'static> {
+        let effective = date(effective);
+        term.span.last = term.span.last.min(effective.pred_opt().unwrap());
+        term.span.cancelled = true;
+        term.revenue -= refund;
         term
     }
 
     /// One reader's stored facts, from which each test takes a subject.
     struct Reader {
-        terms: Vec<Term>,
-        consents: Consents,
+        terms: Vec<TermFact<'static>>,
+        granted: Vec<ConsentPurpose>,
         attributes: BTreeMap<String, Value>,
         tiers: Vec<HeldTier<'static>>,
         birth_year: Option<i32>,
@@ -880,11 +869,6 @@ mod tests {
     /// Ten years of DAILY in print renewed today, WEEKLY digital since January, a magazine
     /// that lapsed in 2020, a cancelled bundle, a Gold tier and one granted consent.
     fn reader() -> Reader {
-        let granted = |granted| ConsentState {
-            granted,
-            channel: ConsentChannel::Web,
-            changed_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
-        };
         Reader {
             terms: vec![
                 term("DAILY", Format::Print, "2016-06-01", 120, 300_000),
@@ -897,11 +881,7 @@ mod tests {
                     5_000,
                 ),
             ],
-            consents: [
-                (ConsentPurpose::MarketingEmail, granted(true)),
-                (ConsentPurpose::MarketingPhone, granted(false)),
-            ]
-            .into(),
+            granted: vec![ConsentPurpose::MarketingEmail],
             attributes: [
                 ("plan".to_owned(), Value::from("family")),
                 ("children".to_owned(), Value::from(2)),
@@ -944,7 +924,7 @@ mod tests {
                 country: Some("FR"),
                 postal_code: Some("75011"),
                 birth_year: self.birth_year,
-                consents: &self.consents,
+                granted: &self.granted,
                 open_complaints: 1,
                 breached_complaints: 0,
                 relationship_level: RelationshipLevel::Proactive,

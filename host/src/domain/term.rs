@@ -127,14 +127,18 @@ pub struct Term {
 impl Term {
     /// The days actually served: up to the cancellation, if one cut the term short.
     pub fn span(&self) -> Span {
-        let last = match &self.cancellation {
-            Some(c) => self.end.min(c.effective.pred_opt().unwrap_or(c.effective)),
-            None => self.end,
-        };
-        Span {
+        let cancelled_from = self.cancellation.as_ref().map(|c| c.effective);
+        Span::served(self.start, self.end, cancelled_from)
+    }
+
+    /// What a filter reads of this term.
+    pub fn fact(&self) -> TermFact<'_> {
+        TermFact {
+            publication: self.publication.as_str(),
+            format: self.format,
             start: self.start,
-            last,
-            cancelled: self.cancellation.is_some(),
+            span: self.span(),
+            revenue: self.revenue(),
         }
     }
 
@@ -166,6 +170,18 @@ pub fn check_cancellation(
     }
 }
 
+/// What filters read of a term: its title and format, the day it begins, the days it serves
+/// and the money kept. Borrowed, so a pass can make it from a kept chunk's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TermFact<'a> {
+    pub publication: &'a str,
+    pub format: Format,
+    pub start: NaiveDate,
+    pub span: Span,
+    /// The price paid less any refund, in minor units.
+    pub revenue: i64,
+}
+
 /// The days a term serves: `start` through `last` inclusive; empty when `last < start` (a term
 /// cancelled before it began).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +192,20 @@ pub struct Span {
 }
 
 impl Span {
+    /// The days a term from `start` through `end` serves, cut short from the day
+    /// `cancelled_from` if it was cancelled.
+    pub fn served(start: NaiveDate, end: NaiveDate, cancelled_from: Option<NaiveDate>) -> Self {
+        let last = match cancelled_from {
+            Some(from) => end.min(from.pred_opt().unwrap_or(from)),
+            None => end,
+        };
+        Self {
+            start,
+            last,
+            cancelled: cancelled_from.is_some(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.last < self.start
     }

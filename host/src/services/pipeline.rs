@@ -62,12 +62,8 @@ impl Pipeline {
         now: DateTime<Utc>,
     ) -> BoxStream<'static, StoreResult<Vec<Reader>>> {
         let store = Arc::clone(&self.store);
-        let page = page.max(1);
-        let gathered = stream::unfold(Some(Cursor::Start(Arc::clone(&store))), move |cursor| {
-            next(cursor, page, needs.profile)
-        });
-        let size = usize::try_from(page).unwrap_or(usize::MAX);
-        gathered
+        let size = usize::try_from(page.max(1)).unwrap_or(usize::MAX);
+        self.gathered(needs, page)
             .map(move |gathered| {
                 let store = Arc::clone(&store);
                 async move { complete(&*store, needs, gathered?, now).await }
@@ -78,6 +74,30 @@ impl Pipeline {
                 Err(e) => stream::once(async { Err(e) }).right_stream(),
             })
             .boxed()
+    }
+
+    /// Every live reader in sequence order, as the database gives them, at least `page` at a
+    /// time, all from one snapshot: for work that reads them borrowed (see
+    /// [`GatheredPage::glimpse`]) rather than decoded.
+    pub fn gathered(
+        &self,
+        needs: Needs,
+        page: i64,
+    ) -> BoxStream<'static, StoreResult<GatheredPage>> {
+        let page = page.max(1);
+        let start = Some(Cursor::Start(Arc::clone(&self.store)));
+        stream::unfold(start, move |cursor| next(cursor, page, needs.profile)).boxed()
+    }
+
+    /// What `fields` reads of the live readers `first..=last` beyond their rows and terms.
+    pub async fn facts(
+        &self,
+        fields: FieldSet,
+        first: i64,
+        last: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<PageFacts> {
+        PageFacts::read(&*self.store, fields, first, last, now).await
     }
 
     /// The live readers `first..=last`, in sequence order. Decoded here: a range is one
@@ -188,6 +208,64 @@ async fn complete(
     Ok(readers)
 }
 
+/// What a pass reads of a page of readers beyond their rows and terms: the complaint
+/// tallies and the club tiers, when its fields name them.
+#[derive(Debug, Default)]
+pub struct PageFacts {
+    tallies: HashMap<i64, ComplaintTally>,
+    /// `(club, tier, rank)` by reader, with rank 1 for a club's lowest tier.
+    tiers: HashMap<i64, Vec<(String, String, u8)>>,
+}
+
+impl PageFacts {
+    async fn read(
+        store: &dyn Store,
+        fields: FieldSet,
+        first: i64,
+        last: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Self> {
+        let mut facts = Self::default();
+        if first > last {
+            return Ok(facts);
+        }
+        if fields.contains(Field::Complaints) {
+            let tallies = store.complaint_tallies(first, last, now).await?;
+            facts.tallies = tallies.into_iter().collect();
+        }
+        if fields.contains(Field::ClubTiers) {
+            let held = store.tiers_of(first, last).await?;
+            if held.is_empty() {
+                return Ok(facts);
+            }
+            let clubs = store.list_clubs().await?;
+            let rank = |club: &str, tier: &str| {
+                clubs
+                    .iter()
+                    .find(|c| c.definition.code == club)
+                    .and_then(|c| c.definition.rank(tier))
+                    .and_then(|r| u8::try_from(r + 1).ok())
+                    .unwrap_or(0)
+            };
+            for (reader, club, tier) in held {
+                let r = rank(&club, &tier);
+                facts.tiers.entry(reader).or_default().push((club, tier, r));
+            }
+        }
+        Ok(facts)
+    }
+
+    /// The reader's complaint tally (none read: all zero).
+    pub fn tally(&self, sequence: i64) -> ComplaintTally {
+        self.tallies.get(&sequence).copied().unwrap_or_default()
+    }
+
+    /// The tiers the reader holds, as `(club, tier, rank)`.
+    pub fn tiers(&self, sequence: i64) -> &[(String, String, u8)] {
+        self.tiers.get(&sequence).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// Fills in what `fields` reads beyond the readers' rows and terms: the complaint counts and
 /// the club tiers of `readers` (in sequence order).
 pub async fn attach_facts(
@@ -202,40 +280,12 @@ pub async fn attach_facts(
     ) else {
         return Ok(());
     };
-    if fields.contains(Field::Complaints) {
-        let tallies: HashMap<i64, ComplaintTally> = store
-            .complaint_tallies(first, last, now)
-            .await?
-            .into_iter()
-            .collect();
-        for reader in readers.iter_mut() {
-            reader.row.complaints = tallies
-                .get(&reader.row.sequence)
-                .copied()
-                .unwrap_or_default();
-        }
-    }
-    if fields.contains(Field::ClubTiers) {
-        let held = store.tiers_of(first, last).await?;
-        if held.is_empty() {
-            return Ok(());
-        }
-        let clubs = store.list_clubs().await?;
-        let rank = |club: &str, tier: &str| {
-            clubs
-                .iter()
-                .find(|c| c.definition.code == club)
-                .and_then(|c| c.definition.rank(tier))
-                .and_then(|r| u8::try_from(r + 1).ok())
-                .unwrap_or(0)
-        };
-        let mut by_reader: HashMap<i64, Vec<(String, String, u8)>> = HashMap::new();
-        for (reader, club, tier) in held {
-            let r = rank(&club, &tier);
-            by_reader.entry(reader).or_default().push((club, tier, r));
-        }
-        for reader in readers.iter_mut() {
-            reader.row.club_tiers = by_reader.remove(&reader.row.sequence).unwrap_or_default();
+    let mut facts = PageFacts::read(store, fields, first, last, now).await?;
+    for reader in readers.iter_mut() {
+        let sequence = reader.row.sequence;
+        reader.row.complaints = facts.tally(sequence);
+        if let Some(tiers) = facts.tiers.remove(&sequence) {
+            reader.row.club_tiers = tiers;
         }
     }
     Ok(())

@@ -13,9 +13,9 @@ use crate::domain::contact::normalize_postal_code;
 use crate::domain::filter::{Filter, HeldTier, Membership, Subject};
 use crate::domain::plugin::{Field, FieldSet};
 use crate::domain::subscriber::RelationshipLevel;
-use crate::services::pipeline::{Needs, Pipeline};
+use crate::services::pipeline::{Needs, PageFacts, Pipeline};
 use crate::services::{ServiceError, ServiceResult};
-use crate::store::{Definition, Reader, Store, StoreError};
+use crate::store::{Definition, Glimpse, Store, StoreError};
 
 /// Readers a pass matches at a time: no plugin is called, so a page is four kept chunks,
 /// which keeps the trips to the database and the blocking pool few. Larger pages cost memory:
@@ -132,16 +132,17 @@ impl Selection {
         }
     }
 
-    /// Whether the reader meets the filter. An erased reader never does: their personal data
-    /// is gone, and they asked not to be singled out.
-    pub fn matches(&self, reader: &Reader) -> bool {
-        let row = &reader.row;
-        if row.erased {
+    /// Whether the reader meets the filter, with what the pass read of their page beside
+    /// their row and terms. An erased reader never does: their personal data is gone, and
+    /// they asked not to be singled out.
+    pub fn matches(&self, reader: &Glimpse<'_>, facts: &PageFacts) -> bool {
+        if reader.erased {
             return false;
         }
+        let sequence = reader.sequence;
         let tiers: Vec<HeldTier<'_>> = match &self.past_tiers {
             Some(past) => past
-                .get(&row.sequence)
+                .get(&sequence)
                 .map(|held| {
                     held.iter()
                         .map(|(club, tier)| HeldTier {
@@ -152,8 +153,8 @@ impl Selection {
                         .collect()
                 })
                 .unwrap_or_default(),
-            None => row
-                .club_tiers
+            None => facts
+                .tiers(sequence)
                 .iter()
                 .map(|(club, tier, rank)| HeldTier {
                     club,
@@ -164,7 +165,7 @@ impl Selection {
         };
         let postal_code = self
             .postal_codes
-            .then(|| row.postal_code.as_deref().map(normalize_postal_code))
+            .then(|| reader.postal_code.map(normalize_postal_code))
             .flatten();
         let tier_rank = |club: &str, tier: &str| self.rank(club, tier);
         let member = |membership: &Membership<'_>| {
@@ -176,26 +177,27 @@ impl Selection {
                     .find(|(i, k, _)| i == id && k == key)
                     .map(|(_, _, members)| members),
             };
-            members.is_some_and(|m| m.binary_search(&row.sequence).is_ok())
+            members.is_some_and(|m| m.binary_search(&sequence).is_ok())
         };
+        let complaints = facts.tally(sequence);
         let subject = Subject {
             day: self.day,
             as_of: self.as_of,
             grace_days: self.grace_days,
-            terms: &reader.terms,
-            region: row.region.as_deref(),
-            country: row.country.as_deref(),
+            terms: reader.terms,
+            region: reader.region,
+            country: reader.country,
             postal_code: postal_code.as_deref(),
-            birth_year: row.birth_year.map(i32::from),
-            consents: &row.consents,
-            open_complaints: row.complaints.open,
-            breached_complaints: row.complaints.breached,
-            relationship_level: row
+            birth_year: reader.birth_year.map(i32::from),
+            granted: reader.granted,
+            open_complaints: complaints.open,
+            breached_complaints: complaints.breached,
+            relationship_level: reader
                 .relationship_level
                 .parse::<RelationshipLevel>()
                 .unwrap_or_default(),
-            manager: row.relationship_manager,
-            attributes: row.profile.as_ref().map(|p| &p.draft().custom_attributes),
+            manager: reader.relationship_manager,
+            attributes: reader.profile.map(|p| &p.draft().custom_attributes),
             tiers: &tiers,
             tier_rank: &tier_rank,
             member: &member,
@@ -203,33 +205,42 @@ impl Selection {
         self.filter.matches(&subject)
     }
 
-    /// Every live reader through the pipeline, `page` at a time, each page matched on the
-    /// blocking pool (two at once): per page, the readers looked at and the sequences
-    /// matched, in order.
+    /// Every live reader through the pipeline, at least `page` at a time, each page matched
+    /// on the blocking pool (two at once) borrowed from the bytes the database gave: per
+    /// page, the readers looked at and the sequences matched, in order.
     pub fn matched_pages(
         self: Arc<Self>,
         pipeline: &Pipeline,
         page: i64,
         now: DateTime<Utc>,
     ) -> impl Stream<Item = ServiceResult<(i64, Vec<i64>)>> + use<> {
+        let needs = self.needs();
+        let facts_of = pipeline.clone();
         pipeline
-            .pages(self.needs(), page, now)
-            .map(move |readers| {
-                let selection = Arc::clone(&self);
+            .gathered(needs, page)
+            .map(move |gathered| {
+                let (selection, pipeline) = (Arc::clone(&self), facts_of.clone());
                 async move {
-                    let readers = readers?;
-                    tokio::task::spawn_blocking(move || {
-                        let found = readers
-                            .iter()
-                            .filter(|r| selection.matches(r))
-                            .map(|r| r.row.sequence)
-                            .collect();
-                        (readers.len() as i64, found)
+                    let gathered = gathered?;
+                    let last = gathered.last.unwrap_or(0);
+                    let facts = pipeline
+                        .facts(needs.fields, gathered.first(), last, now)
+                        .await?;
+                    let matched = tokio::task::spawn_blocking(move || {
+                        let (mut looked_at, mut found) = (0, Vec::new());
+                        gathered.glimpse(&mut |reader| {
+                            looked_at += 1;
+                            if selection.matches(reader, &facts) {
+                                found.push(reader.sequence);
+                            }
+                        })?;
+                        Ok::<_, StoreError>((looked_at, found))
                     })
                     .await
                     .map_err(|e| {
                         ServiceError::Store(StoreError::Corrupt(format!("matching a page: {e}")))
-                    })
+                    })??;
+                    Ok(matched)
                 }
             })
             .buffered(2)

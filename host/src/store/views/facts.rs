@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::consent::{ConsentChannel, ConsentPurpose, ConsentState};
 use crate::domain::money::{Currency, Money};
 use crate::domain::publication::{Format, PublicationCode};
-use crate::domain::term::{Cancellation, PaymentMethod, SalesChannel, Term};
-use crate::store::{ComplaintTally, Reader, ReaderRow, StoreError, StoreResult};
+use crate::domain::term::{Cancellation, PaymentMethod, SalesChannel, Span, Term, TermFact};
+use crate::store::{ComplaintTally, Glimpse, Reader, ReaderRow, StoreError, StoreResult};
 
 /// Sequences a chunk holds: chunk `c` holds `c * CHUNK ..= c * CHUNK + CHUNK - 1`.
 pub const CHUNK: i64 = 1024;
@@ -31,18 +31,24 @@ pub fn bounds(chunk: i64) -> (i64, i64) {
     (chunk * CHUNK, chunk * CHUNK + CHUNK - 1)
 }
 
+/// A reader as a chunk holds them, its text borrowed: from the reader while encoding, from
+/// the chunk's bytes while decoding.
 #[derive(Serialize, Deserialize)]
-struct ReaderFacts {
+struct ReaderFacts<'a> {
     sequence: i64,
-    region: Option<String>,
-    postal_code: Option<String>,
+    #[serde(borrow)]
+    region: Option<&'a str>,
+    #[serde(borrow)]
+    postal_code: Option<&'a str>,
     birth_year: Option<u16>,
-    country: Option<String>,
-    relationship_level: String,
+    #[serde(borrow)]
+    country: Option<&'a str>,
+    relationship_level: &'a str,
     relationship_manager: Option<i64>,
     consents: Vec<ConsentFacts>,
     erased: bool,
-    terms: Vec<TermFacts>,
+    #[serde(borrow)]
+    terms: Vec<TermFacts<'a>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -56,9 +62,9 @@ struct ConsentFacts {
 /// A term without its holds, discounts, or the reason and author of its cancellation: what
 /// population-wide work reads of a term.
 #[derive(Serialize, Deserialize)]
-struct TermFacts {
+struct TermFacts<'a> {
     id: i64,
-    publication: String,
+    publication: &'a str,
     format: Format,
     months: u32,
     start: i32,
@@ -82,7 +88,7 @@ type Stamp = (i64, u32);
 
 /// The body of a chunk holding `readers` (in sequence order, without profiles).
 pub fn encode(readers: &[Reader]) -> StoreResult<Vec<u8>> {
-    let facts: Vec<ReaderFacts> = readers.iter().map(reader_facts).collect();
+    let facts: Vec<ReaderFacts<'_>> = readers.iter().map(reader_facts).collect();
     postcard::to_extend(&facts, vec![FORMAT])
         .map_err(|e| StoreError::Corrupt(format!("encoding a chunk of readers: {e}")))
 }
@@ -94,11 +100,9 @@ pub fn is_current(body: &[u8]) -> bool {
 
 /// The readers of a chunk's body, or `None` for a body of another format.
 pub fn decode(body: &[u8]) -> StoreResult<Option<Vec<Reader>>> {
-    let Some((&FORMAT, rest)) = body.split_first() else {
+    let Some(facts) = facts_of(body)? else {
         return Ok(None);
     };
-    let facts: Vec<ReaderFacts> = postcard::from_bytes(rest)
-        .map_err(|e| StoreError::Corrupt(format!("a chunk of readers: {e}")))?;
     facts
         .into_iter()
         .map(reader)
@@ -106,15 +110,66 @@ pub fn decode(body: &[u8]) -> StoreResult<Option<Vec<Reader>>> {
         .map(Some)
 }
 
-fn reader_facts(reader: &Reader) -> ReaderFacts {
+/// Shows `visit` each reader of a chunk's body above `after` as a filter reads them, borrowed
+/// from the body: nothing is made per reader but the list of their terms. `None` for a body
+/// of another format.
+pub fn glimpse(
+    body: &[u8],
+    after: i64,
+    visit: &mut dyn FnMut(&Glimpse<'_>),
+) -> StoreResult<Option<()>> {
+    let Some(facts) = facts_of(body)? else {
+        return Ok(None);
+    };
+    let (mut terms, mut granted) = (Vec::new(), Vec::new());
+    for facts in facts.iter().filter(|f| f.sequence > after) {
+        terms.clear();
+        for term in &facts.terms {
+            terms.push(term_fact(term)?);
+        }
+        granted.clear();
+        granted.extend(
+            facts
+                .consents
+                .iter()
+                .filter(|c| c.granted)
+                .map(|c| c.purpose),
+        );
+        visit(&Glimpse {
+            sequence: facts.sequence,
+            region: facts.region,
+            postal_code: facts.postal_code,
+            birth_year: facts.birth_year,
+            country: facts.country,
+            relationship_level: facts.relationship_level,
+            relationship_manager: facts.relationship_manager,
+            granted: &granted,
+            erased: facts.erased,
+            terms: &terms,
+            profile: None,
+        });
+    }
+    Ok(Some(()))
+}
+
+fn facts_of(body: &[u8]) -> StoreResult<Option<Vec<ReaderFacts<'_>>>> {
+    let Some((&FORMAT, rest)) = body.split_first() else {
+        return Ok(None);
+    };
+    postcard::from_bytes(rest)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(format!("a chunk of readers: {e}")))
+}
+
+fn reader_facts(reader: &Reader) -> ReaderFacts<'_> {
     let row = &reader.row;
     ReaderFacts {
         sequence: row.sequence,
-        region: row.region.clone(),
-        postal_code: row.postal_code.clone(),
+        region: row.region.as_deref(),
+        postal_code: row.postal_code.as_deref(),
         birth_year: row.birth_year,
-        country: row.country.clone(),
-        relationship_level: row.relationship_level.clone(),
+        country: row.country.as_deref(),
+        relationship_level: &row.relationship_level,
         relationship_manager: row.relationship_manager,
         consents: row
             .consents
@@ -131,10 +186,10 @@ fn reader_facts(reader: &Reader) -> ReaderFacts {
     }
 }
 
-fn term_facts(term: &Term) -> TermFacts {
+fn term_facts(term: &Term) -> TermFacts<'_> {
     TermFacts {
         id: term.id,
-        publication: term.publication.as_str().to_owned(),
+        publication: term.publication.as_str(),
         format: term.format,
         months: term.months,
         start: day(term.start),
@@ -160,7 +215,7 @@ fn term_facts(term: &Term) -> TermFacts {
     }
 }
 
-fn reader(facts: ReaderFacts) -> StoreResult<Reader> {
+fn reader(facts: ReaderFacts<'_>) -> StoreResult<Reader> {
     let consents = facts
         .consents
         .into_iter()
@@ -178,11 +233,11 @@ fn reader(facts: ReaderFacts) -> StoreResult<Reader> {
     Ok(Reader {
         row: ReaderRow {
             sequence: facts.sequence,
-            region: facts.region,
-            postal_code: facts.postal_code,
+            region: facts.region.map(str::to_owned),
+            postal_code: facts.postal_code.map(str::to_owned),
             birth_year: facts.birth_year,
-            country: facts.country,
-            relationship_level: facts.relationship_level,
+            country: facts.country.map(str::to_owned),
+            relationship_level: facts.relationship_level.to_owned(),
             relationship_manager: facts.relationship_manager,
             consents,
             profile: None,
@@ -198,7 +253,23 @@ fn reader(facts: ReaderFacts) -> StoreResult<Reader> {
     })
 }
 
-fn term(facts: TermFacts) -> StoreResult<Term> {
+/// What a filter reads of a term as a chunk holds it.
+fn term_fact<'a>(facts: &TermFacts<'a>) -> StoreResult<TermFact<'a>> {
+    let start = date(facts.start)?;
+    let cancelled_from = facts
+        .cancelled
+        .map(|(effective, _)| date(effective))
+        .transpose()?;
+    Ok(TermFact {
+        publication: facts.publication,
+        format: facts.format,
+        start,
+        span: Span::served(start, date(facts.end)?, cancelled_from),
+        revenue: facts.price_paid - facts.refund.unwrap_or(0),
+    })
+}
+
+fn term(facts: TermFacts<'_>) -> StoreResult<Term> {
     let currency = Currency::from_bytes(facts.currency).map_err(StoreError::Corrupt)?;
     let money = |amount| Money::new(amount, currency);
     let cancellation = match facts.cancelled {
@@ -213,7 +284,7 @@ fn term(facts: TermFacts) -> StoreResult<Term> {
     };
     Ok(Term {
         id: facts.id,
-        publication: PublicationCode::from_stored(facts.publication)
+        publication: PublicationCode::from_stored(facts.publication.to_owned())
             .map_err(StoreError::Corrupt)?,
         format: facts.format,
         months: facts.months,
@@ -260,6 +331,125 @@ mod tests {
         assert!(decode(&[]).unwrap().is_none());
         assert!(decode(&[FORMAT + 1, 0]).unwrap().is_none());
         assert!(decode(&encode(&[]).unwrap()).unwrap().unwrap().is_empty());
+    }
+
+    fn term(id: i64, publication: &str, start: NaiveDate, paid: i64) -> Term {
+        let eur = Currency::from_bytes(*b"EUR").unwrap();
+        Term {
+            id,
+            publication: PublicationCode::parse(publication).unwrap(),
+            format: Format::Print,
+            months: 12,
+            start,
+            end: start + chrono::Days::new(364),
+            extension_days: 0,
+            list_price: Money::new(paid, eur),
+            discounts: Vec::new(),
+            price_paid: Money::new(paid, eur),
+            channel: SalesChannel::Web,
+            payment_method: PaymentMethod::Card,
+            auto_renew: false,
+            renews: None,
+            holds: Vec::new(),
+            cancellation: None,
+            created_at: DateTime::from_timestamp(1_700_000_000, 5).unwrap(),
+        }
+    }
+
+    fn sample(sequence: i64) -> Reader {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let mut cut = term(2, "WEEKLY", day(2025, 3, 1), 9_000);
+        cut.cancellation = Some(Cancellation {
+            effective: day(2025, 6, 1),
+            reason: "moved".into(),
+            refund: Some(Money::new(2_500, cut.price_paid.currency)),
+            recorded_at: at,
+            recorded_by: "desk".into(),
+        });
+        let state = |granted| ConsentState {
+            granted,
+            channel: ConsentChannel::Web,
+            changed_at: at,
+        };
+        Reader {
+            row: ReaderRow {
+                sequence,
+                region: Some("Bretagne".into()),
+                postal_code: Some("29200".into()),
+                birth_year: Some(1961),
+                country: Some("FR".into()),
+                relationship_level: "proactive".into(),
+                relationship_manager: Some(4),
+                consents: [
+                    (ConsentPurpose::MarketingEmail, state(true)),
+                    (ConsentPurpose::MarketingPhone, state(false)),
+                ]
+                .into(),
+                profile: None,
+                complaints: ComplaintTally::default(),
+                erased: false,
+                club_tiers: Vec::new(),
+            },
+            terms: vec![term(1, "DAILY", day(2020, 1, 1), 30_000), cut],
+        }
+    }
+
+    /// What a filter reads of a glimpse, to compare two of them.
+    type Seen = (
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<u16>,
+        Option<String>,
+        String,
+        Option<i64>,
+        Vec<ConsentPurpose>,
+        bool,
+        String,
+    );
+
+    fn seen(glimpse: &Glimpse<'_>) -> Seen {
+        (
+            glimpse.sequence,
+            glimpse.region.map(str::to_owned),
+            glimpse.postal_code.map(str::to_owned),
+            glimpse.birth_year,
+            glimpse.country.map(str::to_owned),
+            glimpse.relationship_level.to_owned(),
+            glimpse.relationship_manager,
+            glimpse.granted.to_vec(),
+            glimpse.erased,
+            format!("{:?}", glimpse.terms),
+        )
+    }
+
+    #[test]
+    fn a_glimpse_of_the_bytes_reads_as_the_decoded_reader_does() {
+        let readers = [sample(5), sample(9)];
+        let body = encode(&readers).unwrap();
+        let mut borrowed = Vec::new();
+        glimpse(&body, 5, &mut |g| borrowed.push(seen(g)))
+            .unwrap()
+            .unwrap();
+        let mut decoded = Vec::new();
+        for reader in decode(&body).unwrap().unwrap().iter().skip(1) {
+            reader.glimpse(&mut |g| decoded.push(seen(g)));
+        }
+        assert_eq!(
+            borrowed.len(),
+            1,
+            "readers at or below `after` are left out"
+        );
+        assert_eq!(borrowed, decoded);
+        let cut = &readers[1].terms[1];
+        assert!(borrowed[0].9.contains(&format!("{:?}", cut.fact())));
+        assert_eq!(cut.fact().revenue, 6_500);
+        assert_eq!(
+            cut.fact().span.last,
+            NaiveDate::from_ymd_opt(2025, 5, 31).unwrap()
+        );
+        assert_eq!(borrowed[0].7, [ConsentPurpose::MarketingEmail]);
     }
 
     #[test]

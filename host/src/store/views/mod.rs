@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
-use crate::domain::term::Term;
+use crate::domain::consent::ConsentPurpose;
+use crate::domain::term::{Term, TermFact};
 use crate::domain::{Consents, Profile};
 
 /// The reads behind the views plugins get of readers.
@@ -108,6 +109,93 @@ impl GatheredPage {
         }
         Ok(readers)
     }
+
+    /// Shows `visit` every reader of the page, in sequence order, as a filter reads them:
+    /// those of kept chunks borrowed from their bytes, without decoding them into readers.
+    pub fn glimpse(&self, visit: &mut dyn FnMut(&Glimpse<'_>)) -> StoreResult<()> {
+        let profiles = match &self.profiles {
+            Some(text) => (self.decode_profiles)(text)?,
+            None => Vec::new(),
+        };
+        let mut profiles = profiles.iter().peekable();
+        let mut visit = |glimpse: &Glimpse<'_>| {
+            while profiles.next_if(|(s, _)| *s < glimpse.sequence).is_some() {}
+            match profiles.next_if(|(s, _)| *s == glimpse.sequence) {
+                Some((_, profile)) => visit(&Glimpse {
+                    profile: Some(profile),
+                    ..*glimpse
+                }),
+                None => visit(glimpse),
+            }
+        };
+        for part in &self.parts {
+            match part {
+                Part::Kept(body) => {
+                    facts::glimpse(body, self.after, &mut visit)?.ok_or_else(|| {
+                        super::StoreError::Corrupt("a kept chunk of another format".into())
+                    })?
+                }
+                Part::Gathered(text) => {
+                    let readers = (self.decode_gathered)(text)?;
+                    for reader in readers.iter().filter(|r| r.row.sequence > self.after) {
+                        reader.glimpse(&mut visit);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first reader's sequence the page may hold.
+    pub fn first(&self) -> i64 {
+        self.after + 1
+    }
+}
+
+impl Reader {
+    /// Shows `visit` this reader as a filter reads them.
+    pub fn glimpse(&self, visit: &mut dyn FnMut(&Glimpse<'_>)) {
+        let row = &self.row;
+        let terms: Vec<TermFact<'_>> = self.terms.iter().map(Term::fact).collect();
+        let granted: Vec<ConsentPurpose> = row
+            .consents
+            .iter()
+            .filter(|(_, state)| state.granted)
+            .map(|(purpose, _)| *purpose)
+            .collect();
+        visit(&Glimpse {
+            sequence: row.sequence,
+            region: row.region.as_deref(),
+            postal_code: row.postal_code.as_deref(),
+            birth_year: row.birth_year,
+            country: row.country.as_deref(),
+            relationship_level: &row.relationship_level,
+            relationship_manager: row.relationship_manager,
+            granted: &granted,
+            erased: row.erased,
+            terms: &terms,
+            profile: row.profile.as_ref(),
+        });
+    }
+}
+
+/// A reader as a filter reads them, borrowed: from a kept chunk's bytes, or from a reader
+/// decoded from their tables.
+#[derive(Clone, Copy)]
+pub struct Glimpse<'a> {
+    pub sequence: i64,
+    pub region: Option<&'a str>,
+    pub postal_code: Option<&'a str>,
+    pub birth_year: Option<u16>,
+    pub country: Option<&'a str>,
+    pub relationship_level: &'a str,
+    pub relationship_manager: Option<i64>,
+    /// The purposes consent is granted for.
+    pub granted: &'a [ConsentPurpose],
+    pub erased: bool,
+    pub terms: &'a [TermFact<'a>],
+    /// When the page was read with profiles.
+    pub profile: Option<&'a Profile>,
 }
 
 /// A live reader as population-wide work reads it: the subscriber row and its terms.
