@@ -7,10 +7,15 @@
 # Each bench prints its figures as Markdown rows, next to its baseline from the same run; the
 # whole output is also kept in target/bench-suite-<scale>.md. Every bench makes its own SQLite
 # file; to run one on PostgreSQL, give it an empty database (see BENCHMARKS.md).
+#
+# BENCH_PROFILE picks the cargo profile (default `bench`). CI's smoke run uses `dev`, which
+# reuses the test build instead of building everything again optimised: its figures mean
+# nothing, it only proves every bench still runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
-cargo bench -p masthead --no-run
+profile=${BENCH_PROFILE:-bench}
+cargo bench -p masthead --profile "$profile" --no-run
 
 scales=("$@")
 [ ${#scales[@]} -gt 0 ] || scales=(1000000)
@@ -22,7 +27,7 @@ for n in "${scales[@]}"; do
       echo
       echo "## $bench"
       echo
-      BENCH_SUBSCRIBERS=$n BENCH_READERS=$n cargo bench -q -p masthead --bench "$bench" 2>&1 \
+      BENCH_SUBSCRIBERS=$n BENCH_READERS=$n cargo bench -q -p masthead --profile "$profile" --bench "$bench" 2>&1 \
         | grep -v '^\(Finished\|Running\|Compiling\)'
     done
   } | tee "$out"
