@@ -274,7 +274,7 @@ impl TierMove {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
 
     use super::*;
     use crate::domain::money::Currency;
@@ -293,7 +293,6 @@ mod tests {
     }
 
     fn standing(years: u32, o: Option<&Override>) -> Standing {
-        let held = BTreeSet::new();
         let plugins = BTreeMap::new();
         let facts = Facts {
             today: NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
@@ -305,7 +304,7 @@ mod tests {
                 years,
             },
             terms: &[],
-            held: &held,
+            held: &[],
             oldest_open_complaint: None,
             plugin_keys: &plugins,
         };

@@ -1,7 +1,7 @@
 //! Qualification rules: declarative conditions on a reader's facts, combined with `all` and
 //! `any`, each of which explains itself ("tenure 12 y >= 10 y").
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use crate::domain::FieldErrors;
 use crate::domain::money::{Currency, Money, checked_sum};
 use crate::domain::publication::PublicationCode;
 use crate::domain::tenure::Tenure;
-use crate::domain::term::Term;
+use crate::domain::term::TermFact;
 
 /// Longest trailing window a spend rule may look back over.
 const MAX_SPEND_MONTHS: i64 = 120;
@@ -48,9 +48,9 @@ pub struct Facts<'a> {
     pub currency: Currency,
     /// Tenure today across all titles.
     pub tenure: Tenure,
-    pub terms: &'a [Term],
-    /// Titles held (active or in grace).
-    pub held: &'a BTreeSet<PublicationCode>,
+    pub terms: &'a [TermFact<'a>],
+    /// The codes of the titles held (active or in grace), each once.
+    pub held: &'a [&'a str],
     /// When the oldest unresolved complaint was opened.
     pub oldest_open_complaint: Option<DateTime<Utc>>,
     /// The keys each segmenter plugin the rules name gave this reader; a plugin missing here
@@ -218,7 +218,7 @@ impl Rule {
                 let met = facts
                     .held
                     .iter()
-                    .any(|p| p.as_str().eq_ignore_ascii_case(publication));
+                    .any(|p| p.eq_ignore_ascii_case(publication));
                 let verb = if met { "holds" } else { "does not hold" };
                 Verdict::new(met, format!("{verb} {}", publication.to_ascii_uppercase()))
             }
@@ -266,7 +266,7 @@ fn spend(facts: &Facts<'_>, months: i64) -> i64 {
         .terms
         .iter()
         .filter(|t| t.start > from)
-        .map(Term::revenue);
+        .map(|t| t.revenue);
     checked_sum(revenue).unwrap_or(i64::MAX)
 }
 
@@ -288,7 +288,7 @@ mod tests {
 
     fn facts<'a>(
         years: u32,
-        held: &'a BTreeSet<PublicationCode>,
+        held: &'a [&'a str],
         plugins: &'a BTreeMap<String, Vec<String>>,
     ) -> Facts<'a> {
         Facts {
@@ -349,7 +349,7 @@ mod tests {
 
     #[test]
     fn verdicts_explain_what_held_and_what_failed() {
-        let held: BTreeSet<PublicationCode> = [PublicationCode::parse("DAILY").unwrap()].into();
+        let held = ["DAILY"];
         let plugins = BTreeMap::new();
         let gold = rule(
             r#"{"all": [{"tenure": {"min_years": 10}}, {"holds": {"publication": "daily"}}]}"#,
@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn a_plugin_without_a_verdict_leaves_the_rule_undecided() {
-        let held = BTreeSet::new();
+        let held = [];
         let none = BTreeMap::new();
         let asks = rule(r#"{"plugin": {"id": "churn-risk", "key": "churn-low"}}"#);
         assert!(asks.evaluate(&facts(1, &held, &none)).is_err());

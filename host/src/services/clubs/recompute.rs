@@ -13,7 +13,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::Clubs;
-use super::standing::{self, Run};
+use super::standing::{self, Judge, Run};
 use crate::domain::{Role, SubscriberNumber};
 use crate::services::jobs::{self, Done, JobError, JobKind, Recurring, Runner, Work};
 use crate::services::pipeline::Pipeline;
@@ -23,8 +23,11 @@ use crate::store::{Actor, ClubRecord, JobRecord, NewJob, Publication, RecomputeC
 
 /// The kind of a club recomputation job.
 pub const RECOMPUTE: &str = "club_recompute";
-/// Readers decided per page of a recomputation.
+/// Readers decided per page of a recomputation whose rules ask a plugin.
 const BATCH: i64 = 2_000;
+/// Readers judged at least per page when no plugin is asked: four kept chunks, judged
+/// borrowed on the blocking pool, two pages at once.
+const GATHERED: i64 = 4 * 1024;
 
 /// A recomputation of one club, read from its job.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -222,10 +225,38 @@ impl Clubs {
         let publications = self.store.list_publications().await?;
         let now = self.clock.now();
         let run = self.run(club, &publications, now);
-        let mut pages = Pipeline::new(Arc::clone(&self.store)).pages(standing::needs(), BATCH, now);
-        while let Some(page) = pages.next().await {
-            let mut readers = page?;
-            let decided = run.decide(self.store.as_ref(), &mut readers).await?;
+        let pipeline = Pipeline::new(Arc::clone(&self.store));
+        let mut pages = if run.asks_plugins() {
+            let store = Arc::clone(&self.store);
+            let run = &run;
+            pipeline
+                .pages(standing::needs(), BATCH, now)
+                .then(move |page| {
+                    let store = Arc::clone(&store);
+                    async move { run.decide(store.as_ref(), &mut page?).await }
+                })
+                .boxed()
+        } else {
+            let store = Arc::clone(&self.store);
+            let facts_of = pipeline.clone();
+            let run = &run;
+            pipeline
+                .gathered(standing::needs(), GATHERED)
+                .map(move |gathered| {
+                    let (store, pipeline) = (Arc::clone(&store), facts_of.clone());
+                    async move {
+                        let gathered = gathered?;
+                        let last = gathered.last.unwrap_or(0);
+                        let fields = standing::needs().fields;
+                        let facts = pipeline.facts(fields, gathered.first(), last, now).await?;
+                        run.decide_gathered(store.as_ref(), gathered, facts).await
+                    }
+                })
+                .buffered(2)
+                .boxed()
+        };
+        while let Some(decided) = pages.next().await {
+            let decided = decided?;
             // A page where no standing changed writes nothing (and so waits for no writer).
             if !decided.updates.is_empty() || !decided.expired.is_empty() {
                 self.store
@@ -254,10 +285,12 @@ impl Clubs {
     ) -> Run<'a> {
         Run {
             club_id: club.id,
-            club: &club.definition,
-            now,
-            grace_days: self.grace_days,
-            currency: self.currency,
+            judge: Judge {
+                club: Arc::new(club.definition.clone()),
+                now,
+                grace_days: self.grace_days,
+                currency: self.currency,
+            },
             publications,
             plugins: &self.plugins,
         }
