@@ -36,6 +36,7 @@ pub mod merge;
 pub mod money;
 pub mod plugin;
 pub mod pricing;
+pub mod privacy;
 pub mod publication;
 pub mod renewal;
 pub mod role;
