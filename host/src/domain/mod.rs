@@ -26,6 +26,7 @@ macro_rules! words {
 }
 
 pub mod api_key;
+pub mod audience;
 pub mod calendar;
 pub mod club;
 pub mod consent;
