@@ -23,7 +23,7 @@ for n in "${scales[@]}"; do
   out="target/bench-suite-$n.md"
   {
     echo "# Benchmark suite, $n readers ($(date -u +%F), $(nproc) cores)"
-    for bench in import registry plugins clubs http writes; do
+    for bench in import registry plugins clubs http writes audiences; do
       echo
       echo "## $bench"
       echo

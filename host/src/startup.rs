@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::http::{self, AppState, HttpLimits};
 use crate::runtime::PluginRuntime;
+use crate::services::audiences::Audiences;
 use crate::services::audit::AuditLog;
 use crate::services::auto_renewal::AutoRenewals;
 use crate::services::catalogue::Catalogue;
@@ -50,6 +51,7 @@ pub struct Services {
     pub jobs: Arc<Jobs>,
     pub auto_renewals: Arc<AutoRenewals>,
     pub imports: Arc<Imports>,
+    pub audiences: Arc<Audiences>,
     /// The daily schedules in force (the nightly recomputation, the daily auto-renewal).
     schedules: Vec<(Arc<dyn Recurring>, chrono::NaiveTime)>,
     clock: Arc<dyn Clock>,
@@ -129,10 +131,16 @@ impl Services {
             schedules.push((Arc::clone(&auto_renewals) as _, at));
         }
         let batch_size = config.plugins.batch_size;
+        let audiences = Arc::new(Audiences::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            grace_days,
+        ));
         Ok(Self {
             segments: Arc::new(Segments::new(
                 Arc::clone(&plugins),
                 Arc::clone(&jobs),
+                Arc::clone(&audiences),
                 currency,
                 grace_days,
                 batch_size,
@@ -172,6 +180,7 @@ impl Services {
             jobs,
             auto_renewals,
             imports,
+            audiences,
             schedules,
             clock,
         })
@@ -267,6 +276,7 @@ impl Application {
             timelines: services.timelines,
             clubs: services.clubs,
             events: services.events,
+            audiences: services.audiences,
             clock,
             keys: Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_secs))),
         };

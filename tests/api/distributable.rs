@@ -34,6 +34,7 @@ const BY_SUBSCRIBER: Placement = Distributed {
 /// Every table, in the order README "Distributing the database" distributes them: a table
 /// comes after every table it refers to.
 const TABLES: &[(&str, Placement)] = &[
+    ("advertisers", Reference),
     ("api_keys", Reference),
     ("staff", Reference),
     ("publications", Reference),
@@ -46,6 +47,11 @@ const TABLES: &[(&str, Placement)] = &[
     ("segments", Reference),
     ("clubs", Reference),
     ("club_events", Reference),
+    // A publisher's audiences and their releases: a few a day, aggregates only.
+    ("audiences", Reference),
+    ("audience_advertisers", Reference),
+    ("audience_releases", Reference),
+    ("audience_bookings", Reference),
     (
         "subscribers",
         Distributed {
@@ -87,6 +93,14 @@ const TABLES: &[(&str, Placement)] = &[
         Distributed {
             column: "id",
             group: "audit_log",
+        },
+    ),
+    // Every advertiser request, the audit the publisher keeps of them: spread by its own id.
+    (
+        "audience_requests",
+        Distributed {
+            column: "id",
+            group: "audience_requests",
         },
     ),
     // Every host's claims and heartbeats: row locks on one machine.

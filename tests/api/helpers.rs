@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use masthead::config::Config;
 use masthead::domain::Role;
-use masthead::services::clock::FixedClock;
+use masthead::services::clock::{Clock, FixedClock};
 use masthead::services::keys;
 use masthead::startup::Application;
 use masthead::store;
@@ -168,11 +168,31 @@ async fn serve(config: Config, store: Arc<dyn store::Store>, database: TestDatab
                 .token
         }
     };
+    // The advertiser key acts for an account of its own, as a publisher issues them.
+    let account = store::AdvertiserDraft {
+        name: "Test Agency".into(),
+        contact_person: None,
+        notes: None,
+    };
+    let account = store
+        .insert_advertiser(&account, clock.now())
+        .await
+        .expect("advertiser account");
+    let advertiser = keys::issue_for(
+        &*store,
+        &clock,
+        "ad agency",
+        Role::Advertiser,
+        Some(account.id),
+    )
+    .await
+    .expect("issue key")
+    .token;
     TestApp {
         address,
         admin: token(Role::Admin, "test admin").await,
         staff: token(Role::Staff, "reception desk").await,
-        advertiser: token(Role::Advertiser, "ad agency").await,
+        advertiser,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -1,6 +1,7 @@
 //! Integration tests: the real service over HTTP, on SQLite or (with
 //! `TEST_DATABASE_URL`) PostgreSQL.
 
+mod audiences;
 mod audit_batches;
 mod auth;
 mod backup;

@@ -17,6 +17,9 @@ pub enum KeysCommand {
         /// Who holds it, e.g. "reception desk".
         #[arg(long)]
         name: String,
+        /// The advertiser account an advertiser key acts for (its id).
+        #[arg(long)]
+        advertiser: Option<i64>,
     },
     /// List keys (never their tokens).
     List,
@@ -27,9 +30,23 @@ pub enum KeysCommand {
 pub async fn run(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
     let store = store::open(&config.database_url()).await?;
     let result = match command {
-        KeysCommand::Create { role, name } => {
+        KeysCommand::Create {
+            role,
+            name,
+            advertiser,
+        } => {
             keys::check_name(&name).map_err(anyhow::Error::msg)?;
-            let issued = keys::issue(&*store, &SystemClock, &name, role).await?;
+            if let Some(account) = advertiser {
+                anyhow::ensure!(
+                    role == Role::Advertiser,
+                    "only an advertiser key acts for an advertiser account"
+                );
+                anyhow::ensure!(
+                    store.get_advertiser(account).await?.is_some(),
+                    "there is no advertiser account {account}"
+                );
+            }
+            let issued = keys::issue_for(&*store, &SystemClock, &name, role, advertiser).await?;
             eprintln!(
                 "created {} key {} \"{}\"; the token below is shown only now:",
                 issued.key.role, issued.key.id, issued.key.name

@@ -28,6 +28,9 @@ pub struct Problem {
     /// Existing subscribers that look like the one being created.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<DuplicateCandidate>,
+    /// When a spent privacy budget refills and a release can be made again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refills_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// An error answer; boxed so that `Result<T, ApiError>` stays small on the happy path.
@@ -43,6 +46,7 @@ struct Details {
     errors: Vec<FieldError>,
     candidates: Vec<DuplicateCandidate>,
     location: Option<String>,
+    refills_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ApiError {
@@ -60,6 +64,7 @@ impl ApiError {
             errors: Vec::new(),
             candidates: Vec::new(),
             location: None,
+            refills_at: None,
         }))
     }
 
@@ -182,6 +187,13 @@ impl From<ServiceError> for ApiError {
                 "this Idempotency-Key was already used for a different request; send a new key \
                  for a new request, or repeat the original request exactly",
             ),
+            ServiceError::BudgetSpent { detail, refills_at } => Self::new(
+                StatusCode::CONFLICT,
+                "budget-spent",
+                "Privacy budget spent",
+                detail,
+            )
+            .with(|d| d.refills_at = Some(refills_at)),
             ServiceError::Store(e) => e.into(),
         }
     }
@@ -197,12 +209,19 @@ impl IntoResponse for ApiError {
             detail: this.detail,
             errors: this.errors,
             candidates: this.candidates,
+            refills_at: this.refills_at,
         };
         let mut response = (this.status, axum::Json(problem)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM));
         if this.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(refills_at) = this.refills_at {
+            let wait = (refills_at - chrono::Utc::now()).num_seconds().max(1);
+            if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
         }
         if let Some(location) = this.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
             headers.insert(header::LOCATION, location);

@@ -202,6 +202,11 @@ impl Roles for StaffOrAdmin {
     const ALLOWED: &'static [Role] = &[Role::Admin, Role::Staff];
 }
 
+pub struct AdvertiserOnly;
+impl Roles for AdvertiserOnly {
+    const ALLOWED: &'static [Role] = &[Role::Advertiser];
+}
+
 pub struct AnyRole;
 impl Roles for AnyRole {
     const ALLOWED: &'static [Role] = &[Role::Admin, Role::Staff, Role::Advertiser];
@@ -210,7 +215,21 @@ impl Roles for AnyRole {
 /// An authenticated caller whose role is one of `R::ALLOWED`.
 pub struct Auth<R: Roles> {
     pub caller: Caller,
+    /// The advertiser account the key acts for, if any.
+    pub advertiser: Option<i64>,
     _roles: PhantomData<R>,
+}
+
+impl Auth<AdvertiserOnly> {
+    /// The account an advertiser key acts for: a key bound to none reaches only `/me`.
+    pub fn account(&self) -> Result<i64, ApiError> {
+        self.advertiser.ok_or_else(|| {
+            ApiError::forbidden(
+                "this advertiser key is bound to no advertiser account; ask the publisher for \
+                 a key of your account",
+            )
+        })
+    }
 }
 
 impl<R: Roles> FromRequestParts<AppState> for Auth<R> {
@@ -261,6 +280,7 @@ impl<R: Roles> FromRequestParts<AppState> for Auth<R> {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         Ok(Self {
+            advertiser: key.advertiser_id,
             caller: Caller {
                 actor: Actor {
                     key_id: Some(key.id),

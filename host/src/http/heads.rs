@@ -84,6 +84,7 @@ impl Refusal {
             detail: self.detail.clone(),
             errors: Vec::new(),
             candidates: Vec::new(),
+            refills_at: None,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = format!(

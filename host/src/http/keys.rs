@@ -15,7 +15,7 @@ use super::extract::{AdminOnly, AnyRole, ApiJson, Auth, Id};
 use crate::domain::{FieldErrors, Role};
 use crate::services::keys;
 use crate::services::subscribers::Caller;
-use crate::store::{ApiKey, AuditEntry};
+use crate::store::{Advertiser, ApiKey, AuditEntry};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -30,6 +30,10 @@ struct NewKeyRequest {
     /// Who holds the key, e.g. "reception desk".
     name: String,
     role: Role,
+    /// The advertiser account an `advertiser` key acts for (required for the audience
+    /// routes; a key without one reaches only `/me`). Only for the `advertiser` role.
+    #[serde(default)]
+    advertiser_id: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -58,7 +62,29 @@ async fn create_key(
 ) -> ApiResult<(StatusCode, Json<NewKeyResponse>)> {
     keys::check_name(&request.name)
         .map_err(|e| ApiError::invalid(FieldErrors::single("name", e)))?;
-    let issued = keys::issue(&*state.store, &*state.clock, &request.name, request.role).await?;
+    if let Some(account) = request.advertiser_id {
+        if request.role != Role::Advertiser {
+            return Err(ApiError::invalid(FieldErrors::single(
+                "advertiser_id",
+                "only an advertiser key acts for an advertiser account; leave it out for \
+                 other roles",
+            )));
+        }
+        if state.store.get_advertiser(account).await?.is_none() {
+            return Err(ApiError::invalid(FieldErrors::single(
+                "advertiser_id",
+                format!("there is no advertiser account {account}; see GET /api/v1/advertisers"),
+            )));
+        }
+    }
+    let issued = keys::issue_for(
+        &*state.store,
+        &*state.clock,
+        &request.name,
+        request.role,
+        request.advertiser_id,
+    )
+    .await?;
     record(&state, &auth.caller, "key.create", &issued.key).await;
     Ok((
         StatusCode::CREATED,
@@ -127,9 +153,11 @@ struct Me {
     key_id: Option<i64>,
     name: String,
     role: Role,
+    /// The advertiser account the key acts for, when it is an advertiser key bound to one.
+    advertiser: Option<Advertiser>,
 }
 
-/// The key making this request: its name and role.
+/// The key making this request: its name, role and advertiser account.
 #[utoipa::path(
     get,
     path = "/api/v1/me",
@@ -137,13 +165,18 @@ struct Me {
     security(("api_key" = ["admin", "staff", "advertiser"])),
     responses((status = 200, body = Me))
 )]
-async fn me(auth: Auth<AnyRole>) -> Json<Me> {
+async fn me(State(state): State<AppState>, auth: Auth<AnyRole>) -> ApiResult<Json<Me>> {
+    let advertiser = match auth.advertiser {
+        Some(id) => state.store.get_advertiser(id).await?,
+        None => None,
+    };
     let actor = auth.caller.actor;
-    Json(Me {
+    Ok(Json(Me {
         key_id: actor.key_id,
         name: actor.name,
         role: actor.role,
-    })
+        advertiser,
+    }))
 }
 
 async fn record(state: &AppState, caller: &Caller, action: &'static str, key: &ApiKey) {
@@ -155,7 +188,12 @@ async fn record(state: &AppState, caller: &Caller, action: &'static str, key: &A
             action,
             subscriber: None,
             request_id: caller.request_id.clone(),
-            detail: json!({ "key_id": key.id, "name": key.name, "role": key.role }),
+            detail: json!({
+                "key_id": key.id,
+                "name": key.name,
+                "role": key.role,
+                "advertiser_id": key.advertiser_id,
+            }),
         })
         .await;
 }

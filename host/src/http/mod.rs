@@ -1,6 +1,8 @@
 //! The HTTP API under `/api/v1`: one router per resource, merged here with the OpenAPI
 //! document, request ids, tracing, metrics, a body limit and a timeout.
 
+mod advertisers;
+mod audiences;
 mod audit;
 mod campaigns;
 mod clubs;
@@ -45,6 +47,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::services::audiences::Audiences;
 use crate::services::audit::AuditLog;
 use crate::services::auto_renewal::AutoRenewals;
 use crate::services::catalogue::Catalogue;
@@ -86,6 +89,7 @@ pub struct AppState {
     pub clubs: Arc<Clubs>,
     pub events: Arc<Events>,
     pub jobs: Arc<Jobs>,
+    pub audiences: Arc<Audiences>,
     /// The clock requests are dated by.
     pub clock: Arc<dyn Clock>,
     /// API keys recently checked.
@@ -115,6 +119,7 @@ pub struct AppState {
         (name = "campaigns", description = "Campaign audiences ranked by targeter plugins"),
         (name = "complaints", description = "Complaints and other interactions: service-level clocks, workflow, queue, report"),
         (name = "clubs", description = "Reader clubs: tiers earned by rules, overrides, recomputation, events, report"),
+        (name = "audiences", description = "Advertiser accounts, published audiences, releases under differential privacy"),
         (name = "jobs", description = "Background jobs on every host: list, follow, cancel"),
         (name = "timeline", description = "Everything that happened with one subscriber, in order"),
         (name = "operations", description = "Health, readiness and metrics"),
@@ -153,6 +158,8 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
     let (routes, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(keys::router())
+        .merge(advertisers::router())
+        .merge(audiences::router())
         .merge(staff::router())
         .merge(subscribers::router())
         .merge(publications::router())

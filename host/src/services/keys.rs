@@ -80,6 +80,17 @@ pub async fn issue(
     name: &str,
     role: Role,
 ) -> Result<IssuedKey, StoreError> {
+    issue_for(store, clock, name, role, None).await
+}
+
+/// Makes a key that acts for an advertiser account (an `advertiser` key) or for nobody.
+pub async fn issue_for(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    name: &str,
+    role: Role,
+    advertiser_id: Option<i64>,
+) -> Result<IssuedKey, StoreError> {
     let token = api_key::generate();
     let key = store
         .create_api_key(NewApiKey {
@@ -87,6 +98,7 @@ pub async fn issue(
             role,
             token_hash: token.hash,
             hint: token.hint,
+            advertiser_id,
             created_at: clock.now(),
         })
         .await?;

@@ -1,5 +1,6 @@
 //! Application services: the domain rules applied to stored data, free of SQL and HTTP.
 
+pub mod audiences;
 pub mod audit;
 pub mod auto_renewal;
 pub mod backup;
@@ -47,6 +48,12 @@ pub enum ServiceError {
     /// An idempotency key sent again with a different request.
     #[error("the idempotency key was used for a different request")]
     IdempotencyKeyReused,
+    /// An audience's privacy budget for the period is spent; it refills at `refills_at`.
+    #[error("{detail}")]
+    BudgetSpent {
+        detail: String,
+        refills_at: chrono::DateTime<chrono::Utc>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

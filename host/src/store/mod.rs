@@ -5,6 +5,7 @@
 //! for each; what differs between them lives in `backend.rs`, `sqlite.rs`, `postgres.rs` and the
 //! two migration folders.
 
+mod audiences;
 mod audit;
 mod backend;
 pub mod backup;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use audiences::*;
 pub use audit::*;
 pub use backend::SqlStore;
 pub use backup::BackupStore;
@@ -101,6 +103,7 @@ pub trait Store:
     + BackupStore
     + JobStore
     + ImportStore
+    + AudienceStore
 {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;

@@ -10,6 +10,8 @@ use crate::store::backend::{Backend, SqlStore};
 use crate::store::replica::{Standby, StandbyPool};
 use crate::store::{Store, StoreResult};
 
+#[path = "audiences/sql.rs"]
+mod audiences;
 #[path = "audit/sql.rs"]
 mod audit;
 #[path = "bulk/sql.rs"]

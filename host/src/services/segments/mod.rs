@@ -19,6 +19,7 @@ use self::selection::Selection;
 use crate::domain::FieldErrors;
 use crate::domain::filter::Filter;
 use crate::domain::money::Currency;
+use crate::services::audiences::Audiences;
 use crate::services::jobs::{self, Jobs};
 use crate::services::pipeline::Pipeline;
 use crate::services::plugins::Plugins;
@@ -189,6 +190,8 @@ pub struct MembersPage {
 pub struct Segments {
     plugins: Arc<Plugins>,
     jobs: Arc<Jobs>,
+    /// Released anew after each refresh of their segment.
+    audiences: Arc<Audiences>,
     currency: Currency,
     grace_days: i64,
     batch_size: usize,
@@ -199,6 +202,7 @@ impl Segments {
     pub fn new(
         plugins: Arc<Plugins>,
         jobs: Arc<Jobs>,
+        audiences: Arc<Audiences>,
         currency: Currency,
         grace_days: i64,
         batch_size: usize,
@@ -207,6 +211,7 @@ impl Segments {
         Self {
             plugins,
             jobs,
+            audiences,
             currency,
             grace_days,
             batch_size: batch_size.max(1),
@@ -354,7 +359,7 @@ impl Segments {
         self.view(record).await
     }
 
-    /// Deletes a segment no other segment's filter refers to.
+    /// Deletes a segment no other segment's filter refers to and no audience is made from.
     pub async fn delete(&self, name: &str) -> ServiceResult<()> {
         let record = self.find(name).await?;
         let all = self.store().list_segments().await?;
@@ -363,6 +368,14 @@ impl Segments {
             return Err(ServiceError::Conflict(format!(
                 "the filter of {} refers to {name}; change or delete it first",
                 referring.join(", ")
+            )));
+        }
+        let audiences = self.store().audiences_of_segment(record.id).await?;
+        if let Some(audience) = audiences.first() {
+            return Err(ServiceError::Conflict(format!(
+                "the audience {} is made from {name} (its releases stay on record); keep the \
+                 segment",
+                audience.name
             )));
         }
         self.jobs

@@ -3,7 +3,8 @@
 //! reader. Either reports progress, then swaps the membership in one transaction under the
 //! job's fence; a failed batch fails the refresh and keeps the last good membership. A
 //! refresh stopped mid-way starts again from scratch on another host: nothing is written
-//! before the swap.
+//! before the swap. The audiences made from the segment are then released anew, as far as
+//! their spacing, budget and differencing checks allow.
 
 use std::sync::Arc;
 
@@ -48,6 +49,7 @@ impl JobKind for Segments {
             .finish_refresh(work.fence(), segment.id, &members, result, at)
             .await?;
         if recorded {
+            self.audiences.release_refreshed(segment.id).await;
             Ok(Done::Recorded)
         } else {
             Err(Stop::Lost.into())

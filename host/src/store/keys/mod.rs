@@ -25,6 +25,9 @@ pub struct ApiKey {
     pub role: Role,
     /// The first characters of the token, to tell keys apart.
     pub hint: String,
+    /// The advertiser account an `advertiser` key acts for; none for other roles (and for an
+    /// advertiser key that reaches only `/me`).
+    pub advertiser_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -34,5 +37,6 @@ pub struct NewApiKey {
     pub role: Role,
     pub token_hash: String,
     pub hint: String,
+    pub advertiser_id: Option<i64>,
     pub created_at: DateTime<Utc>,
 }

@@ -14,6 +14,7 @@ struct KeyRow {
     name: String,
     role: String,
     hint: String,
+    advertiser_id: Option<i64>,
     created_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
 }
@@ -26,27 +27,29 @@ impl TryFrom<KeyRow> for ApiKey {
             name: row.name,
             role: parse_enum(&row.role)?,
             hint: row.hint,
+            advertiser_id: row.advertiser_id,
             created_at: row.created_at,
             revoked_at: row.revoked_at,
         })
     }
 }
 
-const COLUMNS: &str = "id, name, role, hint, created_at, revoked_at";
+const COLUMNS: &str = "id, name, role, hint, advertiser_id, created_at, revoked_at";
 
 #[async_trait]
 impl KeyStore for SqlStore<Db> {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
         let sql = format!(
-            "INSERT INTO api_keys (name, role, token_hash, hint, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+            "INSERT INTO api_keys (name, role, token_hash, hint, advertiser_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
         );
         let row: KeyRow = sqlx::query_as(&sql)
             .bind(key.name)
             .bind(key.role.as_str())
             .bind(key.token_hash)
             .bind(key.hint)
+            .bind(key.advertiser_id)
             .bind(key.created_at)
             .fetch_one(&self.write)
             .await?;
