@@ -138,42 +138,38 @@ impl ClubDraft {
         ids
     }
 
-    /// The tier the rules give the reader, highest first, with the rule's explanation; or
-    /// no tier, with why the lowest was missed.
-    pub fn earned(&self, facts: &Facts<'_>) -> Result<Standing, Undecided> {
-        let mut missed = String::new();
-        for tier in self.tiers.iter().rev() {
-            let verdict = tier.rule.evaluate(facts)?;
-            if verdict.met {
-                return Ok(Standing {
-                    tier: Some(tier.code.clone()),
-                    because: format!("{}: {}", tier.name, verdict.because),
-                    overridden: false,
-                });
-            }
-            missed = format!("not {}: {}", tier.name, verdict.because);
-        }
-        Ok(Standing {
-            tier: None,
-            because: missed,
-            overridden: false,
-        })
-    }
-
     /// The tier the reader holds: the one earned, unless an override in force says otherwise.
     pub fn standing(
         &self,
         facts: &Facts<'_>,
         override_: Option<&Override>,
     ) -> Result<Standing, Undecided> {
-        let earned = self.earned(facts)?;
+        let mut because = String::new();
+        let place = self.standing_into(facts, override_, &mut because)?;
+        Ok(Standing {
+            tier: place.tier.map(str::to_owned),
+            because,
+            overridden: place.overridden,
+        })
+    }
+
+    /// [`ClubDraft::standing`] with its explanation written to `because` (emptied first), so
+    /// that a recomputation can compare it with the stored one before making a `String`.
+    pub fn standing_into<'c>(
+        &'c self,
+        facts: &Facts<'_>,
+        override_: Option<&Override>,
+        because: &mut String,
+    ) -> Result<Place<'c>, Undecided> {
+        because.clear();
+        let earned = self.earned_into(facts, because)?;
         let Some(o) = override_.filter(|o| o.expires >= facts.today) else {
             return Ok(earned);
         };
         let Some((rank, tier)) = self.tier(&o.tier) else {
             return Ok(earned);
         };
-        let earned_rank = earned.tier.as_deref().and_then(|t| self.rank(t));
+        let earned_rank = earned.tier.and_then(|t| self.rank(t));
         let stands = match o.kind {
             OverrideKind::Hold => true,
             OverrideKind::Grant => earned_rank.is_none_or(|r| r < rank),
@@ -181,15 +177,58 @@ impl ClubDraft {
         if !stands {
             return Ok(earned);
         }
-        Ok(Standing {
-            tier: Some(tier.code.clone()),
-            because: format!(
-                "{}: {} by {} until {} ({})",
-                tier.name, o.kind, o.by, o.expires, o.reason
-            ),
+        because.clear();
+        use std::fmt::Write;
+        // Writing to a String cannot fail.
+        let _ = write!(
+            because,
+            "{}: {} by {} until {} ({})",
+            tier.name, o.kind, o.by, o.expires, o.reason
+        );
+        Ok(Place {
+            tier: Some(&tier.code),
             overridden: true,
         })
     }
+
+    /// The tier the rules give the reader, highest first, with the rule's explanation; or
+    /// no tier, with why the lowest was missed. Every tier's rule down to the one earned is
+    /// decided, so a plugin without a verdict leaves the standing undecided.
+    fn earned_into<'c>(
+        &'c self,
+        facts: &Facts<'_>,
+        because: &mut String,
+    ) -> Result<Place<'c>, Undecided> {
+        for tier in self.tiers.iter().rev() {
+            if tier.rule.holds(facts)? {
+                because.push_str(&tier.name);
+                because.push_str(": ");
+                tier.rule.explain(facts, because)?;
+                return Ok(Place {
+                    tier: Some(&tier.code),
+                    overridden: false,
+                });
+            }
+        }
+        if let Some(lowest) = self.tiers.first() {
+            because.push_str("not ");
+            because.push_str(&lowest.name);
+            because.push_str(": ");
+            lowest.rule.explain(facts, because)?;
+        }
+        Ok(Place {
+            tier: None,
+            overridden: false,
+        })
+    }
+}
+
+/// A reader's place in one club, its tier borrowed from the club's definition; the
+/// explanation is written beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place<'c> {
+    pub tier: Option<&'c str>,
+    pub overridden: bool,
 }
 
 /// A reader's place in one club and why.

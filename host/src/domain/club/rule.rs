@@ -167,90 +167,162 @@ impl Rule {
     }
 
     pub fn evaluate(&self, facts: &Facts<'_>) -> Result<Verdict, Undecided> {
+        let mut because = String::new();
+        let met = self.explain(facts, &mut because)?;
+        Ok(Verdict::new(met, because))
+    }
+
+    /// Whether the rule holds, without saying why: what a recomputation asks of every reader
+    /// before it knows whether an explanation is needed. Every part is decided, as
+    /// [`Rule::evaluate`] decides them, so a plugin without a verdict anywhere leaves the
+    /// whole rule undecided.
+    pub fn holds(&self, facts: &Facts<'_>) -> Result<bool, Undecided> {
         Ok(match self {
             Self::All(rules) => {
-                let verdicts = rules
-                    .iter()
-                    .map(|r| r.evaluate(facts))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let met = verdicts.iter().all(|v| v.met);
-                // A rule that failed says why; one that held lists everything that held.
-                let shown = verdicts.iter().filter(|v| v.met == met);
-                Verdict::new(met, join(shown, "; "))
+                let mut met = true;
+                for rule in rules {
+                    met &= rule.holds(facts)?;
+                }
+                met
             }
             Self::Any(rules) => {
-                let verdicts = rules
-                    .iter()
-                    .map(|r| r.evaluate(facts))
-                    .collect::<Result<Vec<_>, _>>()?;
-                match verdicts.iter().find(|v| v.met) {
-                    Some(first) => first.clone(),
-                    None => Verdict::new(false, format!("none of: {}", join(&verdicts, " | "))),
+                let mut met = false;
+                for rule in rules {
+                    met |= rule.holds(facts)?;
+                }
+                met
+            }
+            Self::Tenure { min_years } => i64::from(facts.tenure.years) >= *min_years,
+            Self::Spend { min, months } => spend(facts, *months) >= *min,
+            Self::Titles { min } => facts.held.len() as i64 >= *min,
+            Self::Holds { publication } => holds(facts, publication),
+            Self::NoOpenComplaint { older_than_days } => {
+                open_too_long(facts, *older_than_days).is_none()
+            }
+            Self::Plugin { id, key } => match facts.plugin_keys.get(id) {
+                Some(keys) => keys.iter().any(|k| k == key),
+                None => return Err(Undecided(format!("plugin {id} gave no verdict"))),
+            },
+        })
+    }
+
+    /// Writes why the rule holds or fails to `out` (appending), and answers whether it holds.
+    /// A rule that failed says why; one that held lists everything that held.
+    pub fn explain(&self, facts: &Facts<'_>, out: &mut String) -> Result<bool, Undecided> {
+        use std::fmt::Write;
+        let sign = |met: bool| if met { ">=" } else { "<" };
+        // Writing to a String cannot fail.
+        Ok(match self {
+            Self::All(rules) => {
+                let mut parts = Vec::with_capacity(rules.len());
+                for rule in rules {
+                    parts.push(rule.holds(facts)?);
+                }
+                let met = parts.iter().all(|held| *held);
+                let mut first = true;
+                for (rule, held) in rules.iter().zip(parts) {
+                    if held == met {
+                        if !first {
+                            out.push_str("; ");
+                        }
+                        first = false;
+                        rule.explain(facts, out)?;
+                    }
+                }
+                met
+            }
+            Self::Any(rules) => {
+                let mut parts = Vec::with_capacity(rules.len());
+                for rule in rules {
+                    parts.push(rule.holds(facts)?);
+                }
+                match parts.iter().position(|held| *held) {
+                    Some(first) => rules[first].explain(facts, out)?,
+                    None => {
+                        out.push_str("none of: ");
+                        for (i, rule) in rules.iter().enumerate() {
+                            if i > 0 {
+                                out.push_str(" | ");
+                            }
+                            rule.explain(facts, out)?;
+                        }
+                        false
+                    }
                 }
             }
             Self::Tenure { min_years } => {
                 let years = i64::from(facts.tenure.years);
                 let met = years >= *min_years;
-                let sign = if met { ">=" } else { "<" };
-                Verdict::new(met, format!("tenure {years} y {sign} {min_years} y"))
+                let _ = write!(out, "tenure {years} y {} {min_years} y", sign(met));
+                met
             }
             Self::Spend { min, months } => {
                 let spent = spend(facts, *months);
                 let met = spent >= *min;
-                let sign = if met { ">=" } else { "<" };
                 let money = |amount| Money::new(amount, facts.currency);
-                Verdict::new(
-                    met,
-                    format!(
-                        "spend over {months} months {} {sign} {}",
-                        money(spent),
-                        money(*min)
-                    ),
-                )
+                let _ = write!(
+                    out,
+                    "spend over {months} months {} {} {}",
+                    money(spent),
+                    sign(met),
+                    money(*min)
+                );
+                met
             }
             Self::Titles { min } => {
                 let held = facts.held.len() as i64;
                 let met = held >= *min;
-                let sign = if met { ">=" } else { "<" };
-                Verdict::new(met, format!("titles held {held} {sign} {min}"))
+                let _ = write!(out, "titles held {held} {} {min}", sign(met));
+                met
             }
             Self::Holds { publication } => {
-                let met = facts
-                    .held
-                    .iter()
-                    .any(|p| p.eq_ignore_ascii_case(publication));
+                let met = holds(facts, publication);
                 let verb = if met { "holds" } else { "does not hold" };
-                Verdict::new(met, format!("{verb} {}", publication.to_ascii_uppercase()))
+                let _ = write!(out, "{verb} {}", publication.to_ascii_uppercase());
+                met
             }
-            Self::NoOpenComplaint { older_than_days } => match facts.oldest_open_complaint {
-                Some(opened) if (facts.now - opened).num_days() > *older_than_days => Verdict::new(
-                    false,
-                    format!(
-                        "a complaint unresolved for {} days > {older_than_days} days",
-                        (facts.now - opened).num_days()
-                    ),
-                ),
-                _ => Verdict::new(
-                    true,
-                    format!("no complaint unresolved over {older_than_days} days"),
-                ),
-            },
-            Self::Plugin { id, key } => match facts.plugin_keys.get(id) {
-                Some(keys) => {
-                    let met = keys.iter().any(|k| k == key);
-                    let verb = if met {
-                        "puts the reader in"
-                    } else {
-                        "leaves out of"
-                    };
-                    Verdict::new(met, format!("plugin {id} {verb} {key}"))
+            Self::NoOpenComplaint { older_than_days } => {
+                match open_too_long(facts, *older_than_days) {
+                    Some(days) => {
+                        let _ = write!(
+                            out,
+                            "a complaint unresolved for {days} days > {older_than_days} days"
+                        );
+                        false
+                    }
+                    None => {
+                        let _ = write!(out, "no complaint unresolved over {older_than_days} days");
+                        true
+                    }
                 }
-                None => {
-                    return Err(Undecided(format!("plugin {id} gave no verdict")));
-                }
-            },
+            }
+            Self::Plugin { id, key } => {
+                let met = self.holds(facts)?;
+                let verb = if met {
+                    "puts the reader in"
+                } else {
+                    "leaves out of"
+                };
+                let _ = write!(out, "plugin {id} {verb} {key}");
+                met
+            }
         })
     }
+}
+
+/// Whether the title is held (active or in grace).
+fn holds(facts: &Facts<'_>, publication: &str) -> bool {
+    facts
+        .held
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(publication))
+}
+
+/// The days the oldest complaint has stayed unresolved, when that is more than `days`.
+fn open_too_long(facts: &Facts<'_>, days: i64) -> Option<i64> {
+    let opened = facts.oldest_open_complaint?;
+    let open = (facts.now - opened).num_days();
+    (open > days).then_some(open)
 }
 
 /// Paid less refunds for terms starting within the trailing window, or later. A sum past
@@ -268,14 +340,6 @@ fn spend(facts: &Facts<'_>, months: i64) -> i64 {
         .filter(|t| t.start > from)
         .map(|t| t.revenue);
     checked_sum(revenue).unwrap_or(i64::MAX)
-}
-
-fn join<'a>(verdicts: impl IntoIterator<Item = &'a Verdict>, separator: &str) -> String {
-    verdicts
-        .into_iter()
-        .map(|v| v.because.as_str())
-        .collect::<Vec<_>>()
-        .join(separator)
 }
 
 #[cfg(test)]

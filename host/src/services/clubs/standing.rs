@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::club::rule::Facts;
-use crate::domain::club::{ClubDraft, Override, Standing, TierMove};
+use crate::domain::club::{ClubDraft, Override, Place, TierMove};
 use crate::domain::money::Currency;
 use crate::domain::plugin::{Field, FieldSet};
 use crate::domain::tenure;
@@ -56,6 +56,8 @@ pub struct Decided {
     /// Overrides past their last day, to be ended.
     pub expired: Vec<i64>,
     pub counts: RecomputeCounts,
+    /// Where each reader's explanation is written, kept to spare an allocation a reader.
+    because: String,
 }
 
 /// The standings a page of readers holds now: their memberships and overrides.
@@ -224,40 +226,42 @@ impl Judge {
             decided.expired.push(o.id);
         }
         decided.counts.processed += 1;
-        let standing = if reader.erased {
-            Standing {
+        // The explanation is written to a buffer kept across readers and compared with the
+        // stored one; a `String` is made only for a standing that is written.
+        let mut because = std::mem::take(&mut decided.because);
+        let place = if reader.erased {
+            because.clear();
+            because.push_str("the reader's personal data was erased");
+            Place {
                 tier: None,
-                because: "the reader's personal data was erased".to_owned(),
                 overridden: false,
             }
         } else {
-            let Ok(standing) = self.club.standing(&facts, override_) else {
-                decided.counts.undecided += 1;
-                return;
-            };
-            standing
+            match self.club.standing_into(&facts, override_, &mut because) {
+                Ok(place) => place,
+                Err(_) => {
+                    decided.counts.undecided += 1;
+                    decided.because = because;
+                    return;
+                }
+            }
         };
         let before = held.members.get(&sequence);
-        let moved = TierMove::between(
-            &self.club,
-            before.map(|m| m.tier.as_str()),
-            standing.tier.as_deref(),
-        );
-        let same = before
-            .is_some_and(|m| m.because == standing.because && m.overridden == standing.overridden);
-        if moved.is_none() && (same || standing.tier.is_none()) {
-            return;
+        let moved = TierMove::between(&self.club, before.map(|m| m.tier.as_str()), place.tier);
+        let same = before.is_some_and(|m| m.because == because && m.overridden == place.overridden);
+        if moved.is_some() || !(same || place.tier.is_none()) {
+            if let Some(m) = moved {
+                decided.counts.count(m);
+            }
+            decided.updates.push(TierUpdate {
+                subscriber: sequence,
+                tier: place.tier.map(str::to_owned),
+                because: because.clone(),
+                overridden: place.overridden,
+                moved: moved.map(|m| (m, before.map(|b| b.tier.clone()))),
+            });
         }
-        if let Some(m) = moved {
-            decided.counts.count(m);
-        }
-        decided.updates.push(TierUpdate {
-            subscriber: sequence,
-            tier: standing.tier,
-            because: standing.because,
-            overridden: standing.overridden,
-            moved: moved.map(|m| (m, before.map(|b| b.tier.clone()))),
-        });
+        decided.because = because;
     }
 }
 
